@@ -1,0 +1,21 @@
+"""Reads of the Orders service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.exceptions import NotFound
+
+from orders.data import orders_for_user
+from orders.users_client import user_get
+
+
+def order_list_for_user(*, user_id: int) -> dict[str, Any]:
+    """The tutorial's answer: ``{"user": {...}, "orders": [...]}``.
+
+    Orders are looked up first: a user with none is a 404 without calling Users at all.
+    """
+    orders = orders_for_user(user_id=user_id)
+    if not orders:
+        raise NotFound("No orders found for this user ID", code="orders_not_found")
+    return {"user": user_get(user_id=user_id), "orders": orders}

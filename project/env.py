@@ -1,0 +1,82 @@
+"""Typed reads of environment variables: a bad value names its variable, at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from project.resilience import UpstreamConfig
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}"
+    )
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds; got {raw!r}") from None
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number; got {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def upstream_settings(prefix: str, *, base_url: str) -> dict[str, object]:
+    """Keyword arguments for ``UpstreamConfig`` from ``{PREFIX}_{FIELD}`` variables.
+
+    ``USERS_READ_TIMEOUT`` sets ``read_timeout``, and so on for every field; the base URL
+    comes from ``{PREFIX}_SERVICE_URL``. An unset variable keeps the field's default, so
+    the defaults live in one place: ``UpstreamConfig``.
+    """
+    readers = {bool: env_bool, int: env_int, float: env_float}
+    values: dict[str, object] = {
+        "name": prefix.lower(),
+        "base_url": env_str(f"{prefix}_SERVICE_URL", base_url),
+    }
+    for field in dataclasses.fields(UpstreamConfig):
+        if field.name in values:
+            continue
+        read = readers[type(field.default)]
+        values[field.name] = read(f"{prefix}_{field.name.upper()}", field.default)
+    try:
+        UpstreamConfig(**values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{prefix}_*: {exc}") from None
+    return values

@@ -1,0 +1,35 @@
+"""A wall-clock budget for one call: every timeout and sleep is clipped to what is left."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """An absolute point on a monotonic ``clock``; ``remaining()`` never goes below 0."""
+
+    expires_at: float
+    clock: Clock = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Clock = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - self.clock())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    def clip(self, seconds: float) -> float:
+        """``seconds``, or the time left if that is shorter."""
+        return min(seconds, self.remaining())
+
+    def earliest(self, seconds: float) -> Deadline:
+        """This deadline or one ``seconds`` from now, whichever comes first."""
+        return self if seconds >= self.remaining() else Deadline.after(seconds, self.clock)

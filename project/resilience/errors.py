@@ -1,0 +1,50 @@
+"""What a failed call tells its caller: one class per honest answer, each with the history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request that went out (or was refused before going out)."""
+
+    number: int
+    outcome: str  # "200", "502", "read_timeout", "connect_refused", ...
+    elapsed: float
+    wait: float | None = None  # the sleep before the next attempt, None if none followed
+
+
+class UpstreamError(Exception):
+    """A call to an upstream failed; ``history`` holds every attempt, oldest first."""
+
+    def __init__(
+        self,
+        upstream: str,
+        reason: str,
+        *,
+        history: tuple[Attempt, ...] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.reason = reason
+        self.history = history
+        self.retry_after = retry_after
+        outcomes = ", ".join(a.outcome for a in history) or "no attempt"
+        super().__init__(f"{upstream}: {reason} (attempts: {outcomes})")
+
+
+class UpstreamTimeout(UpstreamError):
+    """The last attempt timed out (connect or read), or the deadline ran out."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Refused, reset or 5xx after the retries we could afford; ``retry_after`` if known."""
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """Not called at all: the breaker is open; ``retry_after`` is the time to the next probe."""
+
+
+class UpstreamBadResponse(UpstreamError):
+    """It answered, but not in a way we can use (body too large, broken framing)."""

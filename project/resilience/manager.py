@@ -1,0 +1,462 @@
+"""RetryManager: one pooled session per upstream, driven attempt by attempt under a deadline.
+
+The tutorial mounted ``HTTPAdapter(max_retries=Retry(...))`` on a new ``Session`` per call
+and let urllib3 loop. That loop cannot clip each attempt's timeouts to a total deadline,
+cut off a body that trickles in, consult a retry budget or a circuit breaker, or log each
+attempt. So the adapter here makes exactly one attempt (``max_retries=0``: no second retry
+layer to multiply attempts), and this module runs the loop, asking urllib3's ``Retry``
+*whether* to retry (allowed methods, status list, counts, history) and deciding *when*.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import random as _random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.retry import Retry
+
+from . import events
+from .breaker import CircuitBreaker, State
+from .budget import RetryBudget
+from .config import UpstreamConfig
+from .deadline import Clock, Deadline
+from .errors import (
+    Attempt,
+    CircuitOpen,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .events import Event, Listener
+
+#: Request header carrying the caller's time left, in whole milliseconds, so the upstream
+#: can stop working for a caller that has given up (like gRPC's ``grpc-timeout``).
+DEADLINE_HEADER = "X-Request-Timeout-Ms"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+#: The request never reached the upstream: safe to retry whatever the method.
+CONNECT_ERRORS = frozenset({"connect_timeout", "connect_error"})
+#: The request may have been processed: retry only idempotent requests.
+READ_ERRORS = frozenset({"read_timeout", "connection_reset", "deadline_exceeded"})
+TIMEOUTS = frozenset({"connect_timeout", "read_timeout", "deadline_exceeded"})
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A complete response (body read within the deadline and size cap) and how it came."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    history: tuple[Attempt, ...]
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises ``ValueError`` if it is not JSON."""
+        return json.loads(self.content)
+
+
+@dataclass(slots=True)
+class _Result:
+    """What one attempt produced: a response, or the kind of error and urllib3's exception."""
+
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    raw: Any = None  # the urllib3 response, for Retry.increment
+    error: str | None = None
+    exc: Exception | None = None
+
+    @property
+    def outcome(self) -> str:
+        return self.error or str(self.status)
+
+    @property
+    def healthy(self) -> bool:
+        """Does this say the upstream is healthy? Only timeouts, refusals and 5xx say not."""
+        if self.error is not None:
+            return self.error not in CONNECT_ERRORS | READ_ERRORS
+        return self.status is not None and self.status < 500
+
+
+BUDGET_SPENT = "retry budget exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """After an attempt: ``done`` (return the response), ``stop`` (why we give up), or
+    retry with the incremented ``retry`` after ``wait`` seconds.
+    """
+
+    done: bool = False
+    stop: str | None = None
+    retry: Retry | None = None
+    wait: float | None = None
+    time_left: float | None = None
+    retry_after: float | None = None
+
+
+class _BodyError(Exception):
+    """Reading the body failed: ``kind`` is the attempt's outcome."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """Service calls are stateless; a shared jar would also be shared mutable state."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+class RetryManager:
+    """Calls one upstream resiliently. One instance per upstream per process; thread-safe.
+
+    ``clock``, ``sleep`` and ``random`` are injectable so tests never wait through backoff.
+    """
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+        listeners: Iterable[Listener] = (events.log_event,),
+        session: requests.Session | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random
+        self._listeners = tuple(listeners)
+        self.session = session or self._new_session(config)
+        self.budget = RetryBudget(
+            ratio=config.retry_budget,
+            min_per_second=config.budget_min_retries_per_second,
+            window=config.budget_window,
+            clock=clock,
+        )
+        self.breaker = (
+            CircuitBreaker(
+                failure_ratio=config.breaker_failure_ratio,
+                min_calls=config.breaker_min_calls,
+                consecutive_failures=config.breaker_consecutive_failures,
+                window=config.breaker_window,
+                reset=config.breaker_reset,
+                clock=clock,
+                on_transition=self._on_breaker,
+            )
+            if config.breaker
+            else None
+        )
+
+    @staticmethod
+    def _new_session(config: UpstreamConfig) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # no proxy/netrc lookups per call: this is a private hop
+        session.cookies = _no_cookies()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.pool_maxsize, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get(self, path: str, **kwargs: Any) -> UpstreamResponse:
+        return self.request("GET", path, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        deadline: Deadline | None = None,
+    ) -> UpstreamResponse:
+        """Send ``method path`` until it succeeds, is not worth retrying, or time runs out.
+
+        Returns any response that is not a failure of the upstream (2xx, 3xx, 4xx but 429);
+        raises an ``UpstreamError`` subclass otherwise. ``deadline`` (a caller's, tighter
+        than the configured one) bounds everything, the body included.
+        """
+        cfg = self.config
+        method = method.upper()
+        url = cfg.base_url.rstrip("/") + path
+        headers = dict(headers or {})
+        own = Deadline.after(cfg.deadline, self._clock)
+        deadline = own if deadline is None else deadline.earliest(own.remaining())
+        retry = cfg.retry_policy(idempotency_key=IDEMPOTENCY_HEADER in headers)
+        history: list[Attempt] = []
+
+        while True:
+            number = len(history) + 1
+            if deadline.remaining() < cfg.min_attempt:
+                cause = "deadline exceeded before an attempt could start"
+                self._emit(
+                    Event(events.CALL_FAILED, cfg.name, method=method, path=path, cause=cause)
+                )
+                raise UpstreamTimeout(cfg.name, cause, history=tuple(history))
+            if self.breaker is not None and not self.breaker.allow():
+                self._emit(Event(events.BREAKER_REJECTED, cfg.name, method=method, path=path))
+                raise CircuitOpen(
+                    cfg.name,
+                    "circuit open",
+                    history=tuple(history),
+                    retry_after=self.breaker.retry_after_header(),
+                )
+            if number == 1:
+                self.budget.record_request()
+
+            started = self._clock()
+            result = self._attempt(method, url, params, headers, json_body, deadline)
+            elapsed = self._clock() - started
+            if self.breaker is not None:
+                self.breaker.record(success=result.healthy)
+
+            decision = self._decide(retry, method, url, result, deadline)
+            history.append(Attempt(number, result.outcome, elapsed, decision.wait))
+            event = partial(
+                Event,
+                upstream=cfg.name,
+                method=method,
+                path=path,
+                attempt=number,
+                max_attempts=cfg.retries + 1,
+                outcome=result.outcome,
+                elapsed=elapsed,
+            )
+            if decision.done:
+                self._emit(event(events.CALL_SUCCEEDED))
+                return UpstreamResponse(
+                    result.status or 0,
+                    result.headers,
+                    content=result.content,
+                    history=tuple(history),
+                )
+            if decision.stop is not None:
+                if decision.stop == BUDGET_SPENT:
+                    self._emit(event(events.BUDGET_EXHAUSTED, cause=decision.stop))
+                self._emit(event(events.CALL_FAILED, cause=decision.stop))
+                raise self._error(result, decision, tuple(history))
+            self._emit(
+                event(events.RETRY_SCHEDULED, wait=decision.wait, time_left=decision.time_left)
+            )
+            self._sleep(decision.wait or 0.0)
+            retry = decision.retry or retry
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        json_body: Any,
+        deadline: Deadline,
+    ) -> _Result:
+        cfg = self.config
+        left = deadline.remaining()
+        headers[DEADLINE_HEADER] = str(int(left * 1000))
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json=json_body,
+                timeout=(min(cfg.connect_timeout, left), min(cfg.read_timeout, left)),
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return _classify(exc)
+        try:
+            content = self._read_body(response, deadline)
+        except _BodyError as err:
+            response.close()  # a half-read connection must not go back to the pool
+            return _Result(
+                status=response.status_code, error=err.kind, exc=_urllib3_error(err.kind, str(err))
+            )
+        response.raw.release_conn()  # fully read: keep-alive, back to the pool
+        return _Result(response.status_code, response.headers, content, response.raw)
+
+    def _read_body(self, response: requests.Response, deadline: Deadline) -> bytes:
+        """Read the body in whatever pieces arrive, never past the deadline or the size cap.
+
+        ``requests``' timeout is per socket read: a server that sends a byte a second would
+        hold a plain ``response.content`` forever. Here each read's socket timeout is the
+        time left, and ``read1`` returns after one read instead of waiting for a full chunk.
+        """
+        cap = self.config.max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise _BodyError("body_too_large")
+        raw = response.raw
+        body = bytearray()
+        while True:
+            left = deadline.remaining()
+            if left <= 0:
+                raise _BodyError("deadline_exceeded")
+            _set_read_timeout(raw, min(self.config.read_timeout, left))
+            try:
+                chunk = raw.read1(64 * 1024, decode_content=True)
+            except ReadTimeoutError as exc:
+                kind = "deadline_exceeded" if deadline.expired() else "read_timeout"
+                raise _BodyError(kind) from exc
+            except ProtocolError as exc:
+                raise _BodyError("connection_reset") from exc
+            except DecodeError as exc:
+                raise _BodyError("undecodable_body") from exc
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > cap:
+                raise _BodyError("body_too_large")
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _decide(
+        self, retry: Retry, method: str, url: str, result: _Result, deadline: Deadline
+    ) -> _Decision:
+        """Done, stop (and why), or retry after how long: the whole retry policy, in order."""
+        if result.error in READ_ERRORS and method not in (retry.allowed_methods or ()):
+            return _Decision(stop=f"{result.error} on {method} without {IDEMPOTENCY_HEADER}")
+        if result.error is not None and result.error not in CONNECT_ERRORS | READ_ERRORS:
+            return _Decision(stop=f"unusable response: {result.error}")
+        if result.error is None:
+            status = result.status or 0
+            if not retry.is_retry(method, status, has_retry_after="Retry-After" in result.headers):
+                if status >= 500 or status == 429:
+                    return _Decision(stop=f"{status} is not retried for {method}")
+                return _Decision(done=True)
+        try:
+            retry = retry.increment(method, url, response=result.raw, error=result.exc)
+        except MaxRetryError:
+            return _Decision(stop="retries exhausted")
+
+        remaining = deadline.remaining()
+        retry_after = _retry_after(result)
+        if retry_after is not None and retry_after + self.config.min_attempt > remaining:
+            return _Decision(
+                stop=f"Retry-After {retry_after:g} s exceeds the {remaining:.2f} s left",
+                retry_after=retry_after,
+            )
+        wait = self._backoff(retry) if retry_after is None else retry_after
+        if wait + self.config.min_attempt > remaining:
+            return _Decision(stop=f"no time for another attempt ({remaining:.2f} s left)")
+        if not self.budget.try_acquire():
+            return _Decision(stop=BUDGET_SPENT)
+        return _Decision(retry=retry, wait=wait, time_left=remaining)
+
+    def _backoff(self, retry: Retry) -> float:
+        """Sleep before the next attempt, ``retry`` having counted the failures so far.
+
+        Without jitter: urllib3's schedule, 0, 2f, 4f, 8f ... capped (the tutorial's table).
+        With jitter: "full jitter" (AWS), uniform in [0, min(cap, f * 2**(n-1))] for the
+        n-th retry, which spreads a crowd of retrying callers out instead of syncing them.
+        """
+        if not self.config.backoff_jitter:
+            return retry.get_backoff_time()
+        n = len(retry.history)
+        ceiling = min(self.config.backoff_max, self.config.backoff_factor * 2 ** (n - 1))
+        return self._random() * ceiling
+
+    def _error(
+        self, result: _Result, decision: _Decision, history: tuple[Attempt, ...]
+    ) -> UpstreamError:
+        """The honest error for how the call ended."""
+        name, cause = self.config.name, decision.stop or "failed"
+        if result.error in TIMEOUTS:
+            return UpstreamTimeout(name, cause, history=history)
+        if result.healthy and result.status != 429:  # it answered with nothing we can use
+            return UpstreamBadResponse(name, cause, history=history)
+        retry_after = decision.retry_after or _retry_after(result)
+        if retry_after is None and self.breaker is not None and self.breaker.state is State.OPEN:
+            retry_after = self.breaker.retry_after_header()
+        return UpstreamUnavailable(name, cause, history=history, retry_after=retry_after)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def _on_breaker(self, state: State, cause: str) -> None:
+        name = {
+            State.OPEN: events.BREAKER_OPENED,
+            State.HALF_OPEN: events.BREAKER_HALF_OPEN,
+            State.CLOSED: events.BREAKER_CLOSED,
+        }[state]
+        self._emit(Event(name, self.config.name, cause=cause))
+
+
+def _classify(exc: requests.RequestException) -> _Result:
+    """Name what went wrong. Only transport failures are outages; anything else is a bug
+    (a bad URL, bad arguments) and is re-raised, never turned into a 503.
+    """
+    cause: object = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, NewConnectionError):  # refused, unreachable, DNS: never sent
+        kind = "connect_error"
+    elif isinstance(cause, ConnectTimeoutError) or isinstance(exc, requests.ConnectTimeout):
+        kind = "connect_timeout"
+    elif isinstance(cause, ReadTimeoutError) or isinstance(exc, requests.ReadTimeout):
+        kind = "read_timeout"
+    elif isinstance(exc, requests.ConnectionError):  # reset or closed after sending
+        kind = "connection_reset"
+    else:
+        raise exc
+    return _Result(error=kind, exc=_urllib3_error(kind, str(exc)))
+
+
+def _urllib3_error(kind: str, message: str) -> Exception:
+    """The urllib3 exception ``Retry.increment`` expects for this kind of failure."""
+    if kind in CONNECT_ERRORS:
+        return ConnectTimeoutError(message)
+    if kind == "connection_reset":
+        return ProtocolError(message)
+    return ReadTimeoutError(None, "", message)  # type: ignore[arg-type]
+
+
+_RETRY_AFTER_PARSER = Retry()
+
+
+def _retry_after(result: _Result) -> float | None:
+    """The upstream's ``Retry-After`` (seconds or HTTP-date) on a 429/503, if parseable."""
+    value = result.headers.get("Retry-After")
+    if value is None or result.status not in Retry.RETRY_AFTER_STATUS_CODES:
+        return None
+    try:
+        return _RETRY_AFTER_PARSER.parse_retry_after(value)
+    except InvalidHeader:
+        return None
+
+
+def _set_read_timeout(raw: Any, seconds: float) -> None:
+    """Bound the next socket read; a no-op for mocked responses that have no socket."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))

@@ -1,0 +1,136 @@
+"""Settings for both services, read from the environment once, here.
+
+One project, two services: ``SERVICES`` picks which URLs a process serves (``users``,
+``orders`` or both), so the Users and Orders processes run the same code on two ports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from project.env import env_bool, env_list, env_str, upstream_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
+            "(for local development set DJANGO_DEBUG=1, as `make run` does)"
+        )
+    SECRET_KEY = "django-insecure-development-only"  # noqa: S105 - DEBUG only
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+#: Which service(s) this process is: "users", "orders", or both (the default, for tests).
+SERVICES = env_list("SERVICES", ["users", "orders"])
+_unknown = set(SERVICES) - {"users", "orders"}
+if _unknown:
+    raise ImproperlyConfigured(f"SERVICES: unknown service(s) {sorted(_unknown)}")
+
+#: simulate_outage works only where this is on: development by default, never by accident.
+OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
+
+#: Upstreams Orders calls; each dict is the keyword arguments of an ``UpstreamConfig``.
+UPSTREAMS = {"users": upstream_settings("USERS", base_url="http://127.0.0.1:8200")}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "users",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "users.middleware.SimulatedOutageMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Two server processes and the simulate_outage command share the file: WAL lets
+    # readers run beside a writer, and IMMEDIATE + a busy timeout queue writers politely.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "project.problems.problem_exception_handler",
+}
+
+#: RFC 9457 ``type`` of our problems is this prefix + the stable ``code``; a ``tag:`` URI
+#: names the problem without promising a page to fetch.
+PROBLEM_TYPE_BASE = env_str("PROBLEM_TYPE_BASE", "tag:resilient-django,2026:problem:")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        # The tutorial's log line: 01/05/2023 11:45:37 INFO - "GET /users/1?... HTTP/1.1" 502
+        "tutorial": {
+            "format": "%(asctime)s.%(msecs)03d %(levelname)s - %(message)s",
+            "datefmt": "%d/%m/%Y %H:%M:%S",
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "tutorial"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "project": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "users": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "orders": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

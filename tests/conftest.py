@@ -1,0 +1,90 @@
+"""Shared fixtures: an injected clock and sleep, a RetryManager factory, a closed port."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from orders.users_client import users_manager_reset
+from project.resilience import Event, RetryManager, UpstreamConfig
+
+BASE_URL = "http://users.test"
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to; ``sleep`` records and advances."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, f"negative sleep {seconds}"
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def events() -> list[Event]:
+    return []
+
+
+ManagerFactory = Callable[..., RetryManager]
+
+
+@pytest.fixture
+def make_manager(clock: FakeClock, events: list[Event]) -> Iterator[ManagerFactory]:
+    """``make_manager(retries=5, ...)``: a RetryManager on ``BASE_URL`` with the fake clock,
+    no jitter unless asked, and every event appended to ``events``.
+    """
+    made: list[RetryManager] = []
+
+    def make(random: Callable[[], float] = lambda: 1.0, **overrides: object) -> RetryManager:
+        fields: dict[str, object] = {
+            "name": "users",
+            "base_url": BASE_URL,
+            "backoff_jitter": False,
+            **overrides,
+        }
+        manager = RetryManager(
+            UpstreamConfig(**fields),  # type: ignore[arg-type]
+            clock=clock,
+            sleep=clock.sleep,
+            random=random,
+            listeners=[events.append],
+        )
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port with nothing listening: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_users_client() -> Iterator[None]:
+    """Breaker and budget state must not leak from one test into the next."""
+    users_manager_reset()
+    yield
+    users_manager_reset()

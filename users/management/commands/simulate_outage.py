@@ -1,0 +1,104 @@
+"""Make the running Users service misbehave, from another process, to watch Orders cope.
+
+The fault is written to the database; every Users server process applies it from its
+next request on. Faults given ``--for`` end by themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from users.outages import FaultSpec, outage_clear, outage_describe, outage_get, outage_start
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a finite number of seconds")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Simulate a Users outage: error, slow, fail-next, drip; or show status, clear."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+
+        def fault(name: str, help_text: str) -> argparse.ArgumentParser:
+            sub = modes.add_parser(name, help=help_text)
+            sub.add_argument(
+                "--for",
+                dest="duration",
+                type=_seconds,
+                metavar="SECONDS",
+                help="end the fault by itself after this long",
+            )
+            return sub
+
+        error = fault("error", "answer every (or --rate of) Users request with an error")
+        error.add_argument("--status", type=int, default=502, help="HTTP status (default 502)")
+        error.add_argument(
+            "--retry-after",
+            type=int,
+            metavar="SECONDS",
+            help="send a Retry-After header with the error",
+        )
+        error.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+
+        slow = fault("slow", "delay every (or --rate of) Users response")
+        slow.add_argument("--delay", type=_seconds, required=True, metavar="SECONDS")
+        slow.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+
+        fail_next = fault("fail-next", "fail exactly the next N Users requests, then heal")
+        fail_next.add_argument("count", type=int, metavar="N")
+        fail_next.add_argument("--status", type=int, default=502, help="HTTP status (default 502)")
+        fail_next.add_argument("--retry-after", type=int, metavar="SECONDS")
+
+        drip = fault("drip", "answer 200 but send the body a few bytes at a time")
+        drip.add_argument(
+            "--interval",
+            type=_seconds,
+            required=True,
+            metavar="SECONDS",
+            help="pause between pieces of the body",
+        )
+        drip.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+
+        modes.add_parser("status", help="show the active fault, time left and requests hit")
+        modes.add_parser("clear", help="end the fault now")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        mode = options["mode"]
+        if mode == "status":
+            self.stdout.write(outage_describe(outage_get()))
+            return
+        if mode == "clear":
+            had = outage_clear()
+            self.stdout.write(self.style.SUCCESS("Cleared." if had else "Nothing to clear."))
+            return
+        if not settings.OUTAGE_SIMULATION:
+            raise CommandError(
+                "Outage simulation is off here; "
+                "it is on with DJANGO_DEBUG=1 or OUTAGE_SIMULATION=1."
+            )
+        spec = FaultSpec(
+            mode=mode,
+            status=options.get("status", 502),
+            retry_after=options.get("retry_after"),
+            rate=options.get("rate", 1.0),
+            delay=options.get("delay") or options.get("interval") or 0.0,
+            count=options.get("count"),
+            duration=options.get("duration"),
+        )
+        try:
+            outage = outage_start(spec=spec)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(outage_describe(outage)))

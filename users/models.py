@@ -1,0 +1,45 @@
+"""The Users service's data, and the simulated fault it can be told to serve."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class User(models.Model):
+    """A shop user as the Users API serves it (not a login account: that is contrib.auth)."""
+
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pk})"
+
+
+class Outage(models.Model):
+    """The one simulated fault (row ``pk=1``), in the database so that the command and
+    every server process agree on it; read on each Users API request.
+    """
+
+    class Mode(models.TextChoices):
+        ERROR = "error", "error"
+        SLOW = "slow", "slow"
+        FAIL_NEXT = "fail-next", "fail-next"
+        DRIP = "drip", "drip"
+
+    SINGLETON = 1
+
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    status = models.PositiveSmallIntegerField(default=502, help_text="error, fail-next")
+    retry_after = models.PositiveIntegerField(null=True, blank=True, help_text="seconds")
+    rate = models.FloatField(default=1.0, help_text="fraction of requests hit, 0..1")
+    delay = models.FloatField(default=0.0, help_text="slow: delay; drip: interval (seconds)")
+    remaining = models.PositiveIntegerField(null=True, blank=True, help_text="fail-next")
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    hits = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"simulated {self.mode}"

@@ -1,0 +1,142 @@
+"""Simulated outages of the Users API: start, inspect, end, and decide per request.
+
+The state is one database row, so ``manage.py simulate_outage`` in one process changes
+what the running servers do on their next request, with no restart. A fault given a
+duration stores its expiry time and so ends by itself even if nobody runs ``clear``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import F
+from django.utils import timezone
+
+from users.models import Outage
+
+Mode = Outage.Mode
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """A fault to start. ``delay`` is the slow delay or the drip interval, in seconds."""
+
+    mode: str
+    status: int = 502
+    retry_after: int | None = None
+    rate: float = 1.0
+    delay: float = 0.0
+    count: int | None = None
+    duration: float | None = None
+
+    def problems(self) -> list[str]:
+        """What is wrong with this spec, in words a person can act on; empty if nothing."""
+        found = []
+        if self.mode not in Mode.values:
+            found.append(f"unknown mode {self.mode!r}; choose one of {', '.join(Mode.values)}")
+        if not 400 <= self.status <= 599:
+            found.append(f"--status must be an HTTP error status, 400..599; got {self.status}")
+        if not 0.0 <= self.rate <= 1.0:
+            found.append(f"--rate must be a fraction between 0 and 1; got {self.rate:g}")
+        if self.delay < 0:
+            found.append(f"the delay/interval must not be negative; got {self.delay:g}")
+        if self.mode in (Mode.SLOW, Mode.DRIP) and self.delay <= 0:
+            found.append(f"{self.mode} needs a positive --delay/--interval in seconds")
+        if self.retry_after is not None and self.retry_after < 0:
+            found.append(f"--retry-after must not be negative; got {self.retry_after}")
+        if self.mode == Mode.FAIL_NEXT and (self.count is None or self.count < 1):
+            found.append(f"fail-next needs a count of at least 1; got {self.count}")
+        if self.duration is not None and self.duration <= 0:
+            found.append(f"--for must be a positive number of seconds; got {self.duration:g}")
+        return found
+
+
+def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:
+    """Replace any fault with ``spec``; raises ``ValueError`` (and writes nothing) if invalid."""
+    problems = spec.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    now = now or timezone.now()
+    outage, _ = Outage.objects.update_or_create(
+        pk=Outage.SINGLETON,
+        defaults={
+            "mode": spec.mode,
+            "status": spec.status,
+            "retry_after": spec.retry_after,
+            "rate": spec.rate,
+            "delay": spec.delay,
+            "remaining": spec.count if spec.mode == Mode.FAIL_NEXT else None,
+            "started_at": now,
+            "expires_at": now + timedelta(seconds=spec.duration) if spec.duration else None,
+            "hits": 0,
+        },
+    )
+    return outage
+
+
+def outage_clear() -> bool:
+    """End the fault; ``True`` if there was one."""
+    deleted, _ = Outage.objects.filter(pk=Outage.SINGLETON).delete()
+    return bool(deleted)
+
+
+def outage_get() -> Outage | None:
+    """The stored fault, active or not (expired, or fail-next used up)."""
+    return Outage.objects.filter(pk=Outage.SINGLETON).first()
+
+
+def outage_is_active(outage: Outage, *, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    if outage.expires_at is not None and now >= outage.expires_at:
+        return False
+    return not (outage.mode == Mode.FAIL_NEXT and not outage.remaining)
+
+
+def outage_active() -> Outage | None:
+    outage = outage_get()
+    return outage if outage is not None and outage_is_active(outage) else None
+
+
+def outage_hits_request(outage: Outage, *, rng: random.Random | None = None) -> bool:
+    """Does the fault hit this request? Counts the hit in the database if it does.
+
+    ``fail-next`` decrements atomically in the database, so N concurrent requests across
+    processes fail exactly N times in all.
+    """
+    rows = Outage.objects.filter(pk=outage.pk)
+    if outage.mode == Mode.FAIL_NEXT:
+        return (
+            rows.filter(remaining__gt=0).update(remaining=F("remaining") - 1, hits=F("hits") + 1)
+            == 1
+        )
+    if outage.rate < 1.0 and (rng or random).random() >= outage.rate:
+        return False
+    rows.update(hits=F("hits") + 1)
+    return True
+
+
+def outage_describe(outage: Outage | None, *, now: datetime | None = None) -> str:
+    """One line for ``simulate_outage status`` and the admin."""
+    if outage is None:
+        return "No simulated outage: Users is healthy."
+    now = now or timezone.now()
+    what = {
+        Mode.ERROR: f"error {outage.status}",
+        Mode.SLOW: f"slow, {outage.delay:g} s delay",
+        Mode.FAIL_NEXT: f"fail-next, {outage.remaining} more request(s) fail with {outage.status}",
+        Mode.DRIP: f"drip, a few bytes every {outage.delay:g} s",
+    }[Mode(outage.mode)]
+    if outage.retry_after is not None and outage.mode in (Mode.ERROR, Mode.FAIL_NEXT):
+        what += f", Retry-After {outage.retry_after} s"
+    if outage.rate < 1.0 and outage.mode != Mode.FAIL_NEXT:
+        what += f", hitting {outage.rate:.0%} of requests"
+    state = "active" if outage_is_active(outage, now=now) else "ended"
+    if outage.expires_at is None:
+        left = "until cleared"
+    elif outage.expires_at > now:
+        left = f"{(outage.expires_at - now).total_seconds():.1f} s left"
+    else:
+        left = "expired"
+    return f"Simulated outage {state}: {what}; {left}; {outage.hits} request(s) hit."
