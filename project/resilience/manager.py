@@ -30,6 +30,7 @@ from urllib3.exceptions import (
     ProtocolError,
     ReadTimeoutError,
 )
+from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import events
@@ -286,7 +287,12 @@ class RetryManager:
                 params=params,
                 headers=headers,
                 json=json_body,
-                timeout=(min(cfg.connect_timeout, left), min(cfg.read_timeout, left)),
+                # total: the read phase gets only what the connect phase left of ``left``.
+                timeout=Timeout(
+                    connect=min(cfg.connect_timeout, left),
+                    read=min(cfg.read_timeout, left),
+                    total=left,
+                ),
                 stream=True,
                 allow_redirects=False,
             )

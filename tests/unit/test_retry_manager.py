@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http import HTTPStatus
 
 import pytest
@@ -88,7 +88,12 @@ def test_full_jitter_draws_below_the_exponential_ceiling(mocked, make_manager, c
     """With jitter: sleep = random() x min(cap, factor x 2^(n-1)), here random() = 0.5."""
     add(mocked, *[503] * 5)
     manager = make_manager(
-        retries=4, backoff_factor=1, backoff_max=3, backoff_jitter=True, deadline=60, random=lambda: 0.5
+        retries=4,
+        backoff_factor=1,
+        backoff_max=3,
+        backoff_jitter=True,
+        deadline=60,
+        random=lambda: 0.5,
     )
     with pytest.raises(UpstreamUnavailable):
         manager.get("/users/1")
@@ -135,7 +140,9 @@ def test_retry_after_http_date_is_honoured(mocked, make_manager, clock):
     assert 1.0 <= clock.sleeps[0] <= 3.0
 
 
-def test_retry_after_beyond_the_deadline_fails_at_once_and_passes_it_on(mocked, make_manager, clock):
+def test_retry_after_beyond_the_deadline_fails_at_once_and_passes_it_on(
+    mocked, make_manager, clock
+):
     """Waiting 30 s inside a 5 s deadline is pointless: fail now, tell the caller when."""
     add(mocked, 503, headers={"Retry-After": "30"})
     with pytest.raises(UpstreamUnavailable) as caught:

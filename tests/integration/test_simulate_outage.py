@@ -1,0 +1,137 @@
+"""``manage.py simulate_outage``: arguments, state, expiry, and refusing bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from users.models import Outage
+from users.outages import outage_active, outage_is_active
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("simulate_outage", *args, stdout=out)
+    return out.getvalue()
+
+
+def stored() -> Outage | None:
+    return Outage.objects.filter(pk=Outage.SINGLETON).first()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["error"], {"mode": "error", "status": 502, "rate": 1.0, "retry_after": None}),
+        (
+            ["error", "--status", "503", "--retry-after", "5", "--rate", "0.3"],
+            {"status": 503, "retry_after": 5, "rate": 0.3},
+        ),
+        (["slow", "--delay", "2.5"], {"mode": "slow", "delay": 2.5}),
+        (
+            ["fail-next", "3", "--status", "504"],
+            {"mode": "fail-next", "remaining": 3, "status": 504},
+        ),
+        (["drip", "--interval", "0.2"], {"mode": "drip", "delay": 0.2}),
+    ],
+)
+def test_each_mode_stores_its_fault(args, expected):
+    run(*args)
+    fault = stored()
+    assert fault is not None
+    for field, value in expected.items():
+        assert getattr(fault, field) == value
+
+
+def test_a_new_fault_replaces_the_old_one():
+    run("error")
+    run("slow", "--delay", "1")
+    assert Outage.objects.count() == 1
+    assert stored().mode == "slow"
+
+
+def test_for_stores_an_expiry_and_the_fault_ends_by_itself():
+    run("error", "--for", "30")
+    fault = stored()
+    assert fault.expires_at is not None
+    assert outage_is_active(fault, now=fault.expires_at - timedelta(seconds=1))
+    assert not outage_is_active(fault, now=fault.expires_at)
+
+
+def test_expired_fault_is_not_served():
+    run("error", "--for", "30")
+    Outage.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert outage_active() is None
+
+
+def test_status_reports_mode_time_left_and_hits(client):
+    assert "No simulated outage" in run("status")
+    run("error", "--status", "503", "--for", "60")
+    client.get("/users/1")
+    client.get("/users/2")
+    report = run("status")
+    assert "error 503" in report
+    assert "s left" in report
+    assert "2 request(s) hit" in report
+
+
+def test_fail_next_heals_after_n_requests(client):
+    run("fail-next", "2")
+    assert [client.get("/users/1").status_code for _ in range(4)] == [502, 502, 200, 200]
+    assert "ended" in run("status")
+
+
+def test_clear_ends_the_fault(client):
+    run("error")
+    assert "Cleared" in run("clear")
+    assert stored() is None
+    assert client.get("/users/1").status_code == 200
+    assert "Nothing to clear" in run("clear")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explode"], "invalid choice"),
+        ([], "MODE"),
+        (["slow", "--delay", "-1"], "must not be negative"),
+        (["slow", "--delay", "0"], "positive"),
+        (["slow"], "--delay"),
+        (["slow", "--delay", "soon"], "not a number of seconds"),
+        (["slow", "--delay", "nan"], "finite"),
+        (["error", "--rate", "1.5"], "between 0 and 1"),
+        (["error", "--rate", "-0.1"], "between 0 and 1"),
+        (["error", "--status", "200"], "400..599"),
+        (["error", "--status", "600"], "400..599"),
+        (["error", "--retry-after", "-3"], "must not be negative"),
+        (["fail-next", "0"], "at least 1"),
+        (["fail-next", "many"], "invalid int"),
+        (["drip", "--interval", "0"], "positive"),
+        (["error", "--for", "0"], "positive"),
+    ],
+)
+def test_bad_arguments_are_a_clear_command_error_and_write_nothing(args, message):
+    with pytest.raises(CommandError, match=message):
+        run(*args)
+    assert stored() is None
+
+
+def test_bad_arguments_leave_an_existing_fault_alone():
+    run("error", "--status", "503")
+    with pytest.raises(CommandError):
+        run("error", "--rate", "7")
+    assert stored().status == 503
+
+
+def test_refused_where_simulation_is_off(settings):
+    settings.OUTAGE_SIMULATION = False
+    with pytest.raises(CommandError, match="OUTAGE_SIMULATION=1"):
+        run("error")
+    assert stored() is None
+    assert "No simulated outage" in run("status")

@@ -1,0 +1,137 @@
+"""CircuitBreaker transitions, driven by a fake clock."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from project.resilience import CircuitBreaker, State
+
+
+@pytest.fixture
+def transitions() -> list[tuple[State, str]]:
+    return []
+
+
+@pytest.fixture
+def breaker(clock, transitions) -> CircuitBreaker:
+    return CircuitBreaker(
+        failure_ratio=0.5,
+        min_calls=10,
+        consecutive_failures=5,
+        window=10,
+        reset=5,
+        clock=clock,
+        on_transition=lambda state, cause: transitions.append((state, cause)),
+    )
+
+
+def fail(breaker: CircuitBreaker, times: int) -> None:
+    for _ in range(times):
+        assert breaker.allow()
+        breaker.record(success=False)
+
+
+def test_opens_after_consecutive_failures(breaker, transitions):
+    fail(breaker, 4)
+    assert breaker.state is State.CLOSED
+    fail(breaker, 1)
+    assert breaker.state is State.OPEN
+    assert transitions == [(State.OPEN, "5 consecutive failures")]
+    assert not breaker.allow()
+
+
+def test_a_success_resets_the_consecutive_count(breaker):
+    fail(breaker, 4)
+    breaker.record(success=True)
+    fail(breaker, 4)
+    assert breaker.state is State.CLOSED
+
+
+def test_opens_on_failure_ratio_once_there_are_enough_calls(breaker):
+    """Alternating success/failure never makes 5 in a row, but half of 10 calls failed."""
+    for i in range(9):
+        breaker.record(success=i % 2 == 0)
+    assert breaker.state is State.CLOSED  # 9 calls: below min_calls
+    breaker.record(success=False)
+    assert breaker.state is State.OPEN
+
+
+def test_old_failures_slide_out_of_the_window(breaker, clock):
+    for i in range(9):
+        breaker.record(success=i % 2 == 0)
+    clock.advance(11)
+    breaker.record(success=False)
+    assert breaker.state is State.CLOSED
+
+
+def test_half_open_lets_exactly_one_probe_through(breaker, clock, transitions):
+    fail(breaker, 5)
+    clock.advance(4.9)
+    assert not breaker.allow()
+    assert breaker.retry_after() == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert breaker.allow()
+    assert breaker.state is State.HALF_OPEN
+    assert not breaker.allow()  # a second caller waits for the probe's verdict
+    assert transitions[-1][0] is State.HALF_OPEN
+
+
+def test_probe_success_closes(breaker, clock):
+    fail(breaker, 5)
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=True)
+    assert breaker.state is State.CLOSED
+    assert breaker.allow()
+
+
+def test_probe_failure_reopens_for_another_reset_period(breaker, clock):
+    fail(breaker, 5)
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=False)
+    assert breaker.state is State.OPEN
+    assert breaker.retry_after() == pytest.approx(5)
+
+
+def test_a_lost_probe_is_replaced_after_the_reset_period(breaker, clock):
+    """A probe whose thread died must not leave the breaker half-open forever."""
+    fail(breaker, 5)
+    clock.advance(5)
+    assert breaker.allow()
+    clock.advance(5)
+    assert breaker.allow()
+
+
+def test_reports_from_stragglers_while_open_are_ignored(breaker):
+    fail(breaker, 5)
+    breaker.record(success=True)
+    assert breaker.state is State.OPEN
+
+
+def test_retry_after_header_is_whole_seconds_at_least_one(breaker, clock):
+    fail(breaker, 5)
+    clock.advance(4.95)
+    assert breaker.retry_after_header() == 1
+    clock.advance(-4.95)
+    assert breaker.retry_after_header() == 5
+
+
+def test_concurrent_callers_in_half_open_get_one_probe(breaker, clock):
+    fail(breaker, 5)
+    clock.advance(5)
+    allowed: list[bool] = []
+    start = threading.Barrier(16)
+
+    def call() -> None:
+        start.wait()
+        allowed.append(breaker.allow())
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert allowed.count(True) == 1
