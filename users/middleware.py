@@ -17,6 +17,9 @@ from users.outages import Mode, outage_active, outage_hits_request
 
 API_PREFIX = "/users/"
 DRIP_BYTES = 4
+#: Stop this long *after* the caller's deadline, so that its own timeout, not a 504 from
+#: here racing it, is what ends its attempt: the caller then reports a timeout, honestly.
+CALLER_GRACE = 0.05
 
 
 def caller_time_left(request: HttpRequest) -> float | None:
@@ -70,7 +73,7 @@ class SimulatedOutageMiddleware:
             return response
         if outage.mode == Mode.SLOW:
             if time_left is not None and time_left < outage.delay:
-                time.sleep(time_left)  # stop when the caller stops waiting, not later
+                time.sleep(time_left + CALLER_GRACE)  # stop when the caller stops waiting
                 return _deadline_passed(request)
             time.sleep(outage.delay)
             return self.get_response(request)
