@@ -261,7 +261,12 @@ class RetryManager:
                 self._emit(event(events.CALL_FAILED, cause=decision.stop))
                 raise self._error(result, decision, tuple(history))
             self._emit(
-                event(events.RETRY_SCHEDULED, wait=decision.wait, time_left=decision.time_left)
+                event(
+                    events.RETRY_SCHEDULED,
+                    cause=result.outcome,
+                    wait=decision.wait,
+                    time_left=decision.time_left,
+                )
             )
             self._sleep(decision.wait or 0.0)
             retry = decision.retry or retry

@@ -1,0 +1,71 @@
+"""One pooled session per upstream: keep-alive across calls, shared safely by threads."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from orders.users_client import users_manager
+from project.resilience import RetryManager, UpstreamConfig
+
+BODY = b'{"id": 1, "name": "Aaron Apple", "phone": "99992222"}'
+
+
+class _KeepAlive(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep connections open between requests
+    connections: set[tuple[str, int]]
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        with self.lock:
+            self.connections.add(self.client_address)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, set[tuple[str, int]]]]:
+    connections: set[tuple[str, int]] = set()
+    handler = type("Handler", (_KeepAlive,), {"connections": connections})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", connections
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_sequential_calls_reuse_one_connection(server):
+    url, connections = server
+    manager = RetryManager(UpstreamConfig(name="users", base_url=url), listeners=[])
+    for _ in range(20):
+        assert manager.get("/users/1").status == 200
+    manager.close()
+    assert len(connections) == 1  # the tutorial's Session-per-call would open 20
+
+
+def test_threads_share_the_pool_without_errors(server):
+    url, connections = server
+    manager = RetryManager(UpstreamConfig(name="users", base_url=url, pool_maxsize=8), listeners=[])
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: manager.get("/users/1"), range(200)))
+    manager.close()
+    assert all(r.status == 200 and r.json()["id"] == 1 for r in results)
+    assert len(connections) <= 8
+
+
+def test_orders_has_one_client_per_process(settings, server):
+    url, _ = server
+    settings.UPSTREAMS = {"users": {**settings.UPSTREAMS["users"], "base_url": url}}
+    first = users_manager()
+    assert users_manager() is first
+    assert users_manager().session is first.session
