@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.utils.module_loading import import_string
 from rest_framework.exceptions import NotFound
 
 from orders.data import orders_for_user
-from orders.users_client import user_get
 
 
 def order_list_for_user(*, user_id: int) -> dict[str, Any]:
@@ -18,4 +19,5 @@ def order_list_for_user(*, user_id: int) -> dict[str, Any]:
     orders = orders_for_user(user_id=user_id)
     if not orders:
         raise NotFound("No orders found for this user ID", code="orders_not_found")
+    user_get = import_string(settings.USERS_CLIENT)  # orders.users_client.user_get by default
     return {"user": user_get(user_id=user_id), "orders": orders}

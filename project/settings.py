@@ -35,10 +35,15 @@ if _unknown:
 #: simulate_outage works only where this is on: development by default, never by accident.
 OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
 
+#: The function Orders gets a user with. The benchmarks swap in the tutorial's client
+#: (``bench.tutorial_client.user_get``) to compare both on the same servers.
+USERS_CLIENT = env_str("USERS_CLIENT", "orders.users_client.user_get")
+
 #: Upstreams Orders calls; each dict is the keyword arguments of an ``UpstreamConfig``.
 UPSTREAMS = {"users": upstream_settings("USERS", base_url="http://127.0.0.1:8200")}
 
 INSTALLED_APPS = [
+    "project",  # before staticfiles: its runserver (TCP_NODELAY) must win
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -84,7 +84,7 @@ class CircuitBreaker:
         return True
 
     def record(self, *, success: bool) -> None:
-        """Report the outcome of a request that ``allow()`` let through."""
+        """Report the outcome of a call that ``allow()`` let through."""
         transition = None
         with self._lock:
             if self._state is State.HALF_OPEN:

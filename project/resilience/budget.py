@@ -1,10 +1,13 @@
-"""Retry budget: retries may add only a fraction of recent traffic (Finagle, Envoy).
+"""Retry budget: failed retries may add only a fraction of recent traffic (Finagle, Envoy).
 
 Per-call retry caps bound one call; a budget bounds the *fleet*: in a hard outage every
 caller retrying N times multiplies the load on an upstream that is already down. Here the
 retries of the last ``window`` seconds may not exceed ``ratio`` x the requests of that
-window plus a floor of ``min_per_second`` x ``window``, so a lone request still gets its
-retries.
+window, plus a floor of ``min_per_second`` x ``window`` so a lone request still retries.
+
+A retry that succeeds gives its token back (as the AWS SDKs' retry quota does): it did
+what retries are for. So a flaky upstream, where most retries work, keeps its retries,
+while in an outage, where none work, retries stay capped at ``ratio``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ class RetryBudget:
                 return False
             self._counts.add(b=1)
             return True
+
+    def refund(self) -> None:
+        """A retry taken with ``try_acquire`` succeeded: it costs the budget nothing."""
+        with self._lock:
+            self._counts.add(b=-1)
 
     def available(self) -> float:
         """Retries that could be taken now (for tests, metrics and logs)."""

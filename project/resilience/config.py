@@ -17,7 +17,8 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 class UpstreamConfig:
     """How to call one upstream. Times are seconds; every field has a safe default.
 
-    ``retries`` is the number of *re*-tries (``0``: one attempt only). ``deadline`` bounds
+    ``retries`` is the number of *re*-tries (``0``: one attempt only); 4 keeps a call's
+    success above 99.5 % when 30 % of attempts fail at random (0.3^5 = 0.24 %). ``deadline`` bounds
     the whole call, backoff sleeps and body included. ``backoff_jitter`` ``False`` gives
     urllib3's deterministic schedule (0, 2f, 4f, ...), ``True`` AWS-style full jitter.
     ``retry_budget`` is the fraction of recent requests that may be retried (``0`` turns
@@ -29,7 +30,7 @@ class UpstreamConfig:
     base_url: str
     connect_timeout: float = 0.5
     read_timeout: float = 2.0
-    retries: int = 3
+    retries: int = 4
     backoff_factor: float = 0.1
     backoff_max: float = 2.0
     backoff_jitter: bool = True

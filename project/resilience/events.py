@@ -70,4 +70,5 @@ def describe(event: Event) -> str:
 def log_event(event: Event) -> None:
     """Default listener: a log line per event, its fields under ``extra`` for structured logs."""
     level = logging.INFO if event.name in (CALL_SUCCEEDED, BREAKER_CLOSED) else logging.WARNING
-    logger.log(level, describe(event), extra=event.fields())
+    if logger.isEnabledFor(level):  # formatting costs more than the rest of a call
+        logger.log(level, describe(event), extra=event.fields())

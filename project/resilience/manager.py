@@ -98,6 +98,7 @@ class _Result:
 
 
 BUDGET_SPENT = "retry budget exhausted"
+OPENED_MEANWHILE = "the circuit opened meanwhile (other calls failed)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +202,35 @@ class RetryManager:
         raises an ``UpstreamError`` subclass otherwise. ``deadline`` (a caller's, tighter
         than the configured one) bounds everything, the body included.
         """
-        cfg = self.config
         method = method.upper()
+        if self.breaker is not None and not self.breaker.allow():
+            self._emit(Event(events.BREAKER_REJECTED, self.config.name, method=method, path=path))
+            raise CircuitOpen(
+                self.config.name, "circuit open", retry_after=self.breaker.retry_after_header()
+            )
+        # The breaker sees what the caller sees: one outcome per call, after the retries.
+        # Flakiness the retries absorb is not an outage; calls that fail despite them are.
+        healthy = True
+        try:
+            return self._call(method, path, params, headers, json_body, deadline)
+        except (UpstreamTimeout, UpstreamUnavailable):
+            healthy = False
+            raise
+        finally:
+            if self.breaker is not None:
+                self.breaker.record(success=healthy)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        deadline: Deadline | None,
+    ) -> UpstreamResponse:
+        """The retry loop of one call."""
+        cfg = self.config
         url = cfg.base_url.rstrip("/") + path
         headers = dict(headers or {})
         own = Deadline.after(cfg.deadline, self._clock)
@@ -218,22 +246,12 @@ class RetryManager:
                     Event(events.CALL_FAILED, cfg.name, method=method, path=path, cause=cause)
                 )
                 raise UpstreamTimeout(cfg.name, cause, history=tuple(history))
-            if self.breaker is not None and not self.breaker.allow():
-                self._emit(Event(events.BREAKER_REJECTED, cfg.name, method=method, path=path))
-                raise CircuitOpen(
-                    cfg.name,
-                    "circuit open",
-                    history=tuple(history),
-                    retry_after=self.breaker.retry_after_header(),
-                )
             if number == 1:
                 self.budget.record_request()
 
             started = self._clock()
             result = self._attempt(method, url, params, headers, json_body, deadline)
             elapsed = self._clock() - started
-            if self.breaker is not None:
-                self.breaker.record(success=result.healthy)
 
             decision = self._decide(retry, method, url, result, deadline)
             history.append(Attempt(number, result.outcome, elapsed, decision.wait))
@@ -248,6 +266,8 @@ class RetryManager:
                 elapsed=elapsed,
             )
             if decision.done:
+                if number > 1:
+                    self.budget.refund()  # the retry worked: it was not wasted load
                 self._emit(event(events.CALL_SUCCEEDED))
                 return UpstreamResponse(
                     result.status or 0,
@@ -269,6 +289,10 @@ class RetryManager:
                 )
             )
             self._sleep(decision.wait or 0.0)
+            if self.breaker is not None and self.breaker.state is State.OPEN:
+                stop = _Decision(stop=OPENED_MEANWHILE)  # while we slept: do not send it
+                self._emit(event(events.CALL_FAILED, cause=stop.stop))
+                raise self._error(result, stop, tuple(history))
             retry = decision.retry or retry
 
     # -- one attempt ----------------------------------------------------------------------
@@ -377,6 +401,8 @@ class RetryManager:
         wait = self._backoff(retry) if retry_after is None else retry_after
         if wait + self.config.min_attempt > remaining:
             return _Decision(stop=f"no time for another attempt ({remaining:.2f} s left)")
+        if self.breaker is not None and self.breaker.state is State.OPEN:
+            return _Decision(stop=OPENED_MEANWHILE)
         if not self.budget.try_acquire():
             return _Decision(stop=BUDGET_SPENT)
         return _Decision(retry=retry, wait=wait, time_left=remaining)

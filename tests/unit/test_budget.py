@@ -44,3 +44,19 @@ def test_new_requests_earn_more_retries(clock):
     budget.record_request()
     assert budget.try_acquire()
     assert not budget.try_acquire()
+
+
+def test_a_successful_retry_gives_its_token_back(clock):
+    """Flaky upstream: retries that work cost nothing, so they never run the budget dry."""
+    budget = RetryBudget(ratio=0.0, min_per_second=0.1, window=10, clock=clock)  # floor 1
+    for _ in range(50):
+        assert budget.try_acquire()
+        budget.refund()
+
+
+def test_failed_retries_keep_their_cost(clock):
+    """Hard outage: no retry succeeds, nothing is refunded, the cap holds."""
+    budget = RetryBudget(ratio=0.2, min_per_second=0, window=10, clock=clock)
+    for _ in range(100):
+        budget.record_request()
+    assert sum(budget.try_acquire() for _ in range(100)) == 20

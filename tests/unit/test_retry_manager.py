@@ -282,3 +282,35 @@ def test_connection_refused_is_retried_for_any_method(make_manager, closed_port,
         manager.request("POST", "/users/1")
     assert [a.outcome for a in caught.value.history] == ["connect_error"] * 3
     assert len(clock.sleeps) == 2
+
+
+def test_a_call_saved_by_its_retries_is_a_success_for_the_breaker(mocked, make_manager):
+    """Flakiness the retries absorb is not an outage: the breaker stays closed."""
+    for _ in range(4):
+        add(mocked, 502, 200)
+    manager = make_manager(retries=1, breaker_consecutive_failures=2)
+    for _ in range(4):
+        assert manager.get("/users/1").status == HTTPStatus.OK
+    assert manager.breaker.state.value == "closed"
+
+
+def test_retries_stop_when_other_calls_open_the_breaker(mocked, make_manager, events):
+    """While this call backs off, the breaker opens: its next retry is not sent."""
+    add(mocked, 502)
+    manager = make_manager(retries=3, backoff_factor=1, breaker_consecutive_failures=1)
+
+    def others_fail(seconds: float) -> None:
+        manager.breaker.record(success=False)  # another thread's call failed meanwhile
+
+    manager._sleep = others_fail
+    with pytest.raises(UpstreamUnavailable) as caught:
+        manager.get("/users/1")
+    assert "circuit opened meanwhile" in caught.value.reason
+    assert len(mocked.calls) == 1
+
+
+def test_a_retry_that_succeeds_refunds_the_budget(mocked, make_manager):
+    add(mocked, 502, 200, 502, 200)
+    manager = make_manager(retries=1, retry_budget=0.0, budget_min_retries_per_second=0.1)
+    assert manager.get("/users/1").status == HTTPStatus.OK  # floor of 1 retry: used, refunded
+    assert manager.get("/users/1").status == HTTPStatus.OK  # so the next call may retry too

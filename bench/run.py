@@ -1,0 +1,429 @@
+"""Benchmarks: this project's Users client against the tutorial's, on the same real servers.
+
+    python -m bench.run                 # full run, medians of 3 (make bench): ~15 minutes
+    python -m bench.run --smoke         # tiny counts, seconds: CI keeps this working
+
+Every figure is measured in this run against a baseline measured in the same run, and
+written to bench/results.json; ``python -m bench.report`` turns that into
+docs/benchmarks.md and the latency chart. Loopback only; every loop is bounded in time
+or count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench import tutorial_client
+from bench.stack import Stack
+from project.resilience import RetryManager, UpstreamConfig
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+CLIENTS = {
+    "resilient": "orders.users_client.user_get",
+    "tutorial": "bench.tutorial_client.user_get",
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does; ``SMOKE`` only proves the machinery works."""
+
+    sequential_calls: int = 2000
+    callers: int = 16
+    healthy_seconds: float = 10
+    outage_seconds: float = 30
+    flaky_seconds: float = 10
+    drip_requests: int = 3
+    memory_requests: int = 10_000
+    timeline: tuple[float, float, float] = (5, 20, 10)  # healthy, outage, recovered
+    repeats: int = 3
+
+
+SMOKE = Sizes(
+    sequential_calls=30,
+    callers=4,
+    healthy_seconds=1,
+    outage_seconds=2,
+    flaky_seconds=1,
+    drip_requests=1,
+    memory_requests=200,
+    timeline=(0.5, 1.5, 1),
+    repeats=1,
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    start: float  # seconds since the load began
+    latency: float
+    status: int
+    code: str
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; ``nan`` for no values (reported, never hidden)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def load(
+    url: str, *, callers: int, seconds: float, until: Callable[[], bool] | None = None
+) -> list[Sample]:
+    """``callers`` threads each GET ``url`` back to back for ``seconds`` (or until
+    ``until()``); a request in flight at the end is waited for and counted.
+    """
+    with requests.Session() as warm:  # first requests pay for imports and connections
+        for _ in range(3):
+            warm.get(url, timeout=120)
+    samples: list[Sample] = []
+    lock = threading.Lock()
+    began = time.monotonic()
+    stop_at = began + seconds
+
+    def caller() -> None:
+        with requests.Session() as session:
+            while time.monotonic() < stop_at and not (until and until()):
+                started = time.monotonic()
+                try:
+                    response = session.get(url, timeout=120)
+                    status = response.status_code
+                    code = response.json().get("code", "") if status != 200 else ""
+                except (requests.RequestException, ValueError) as exc:
+                    status, code = 0, type(exc).__name__
+                sample = Sample(started - began, time.monotonic() - started, status, code)
+                with lock:
+                    samples.append(sample)
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return samples
+
+
+def summarise(samples: list[Sample], wall: float) -> dict[str, float]:
+    latencies = [s.latency for s in samples]
+    return {
+        "requests": len(samples),
+        "requests_per_second": len(samples) / wall if wall else 0.0,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "max_ms": max(latencies, default=float("nan")) * 1000,
+        "success_ratio": sum(s.status == 200 for s in samples) / len(samples) if samples else 0,
+    }
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Figure by figure, the median over repeated runs."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, servers: list[str], tmp: Path) -> None:
+        self.sizes, self.servers, self.tmp = sizes, servers, tmp
+
+    @contextmanager
+    def stack(self, client: str, server: str, **env: str) -> Iterator[Stack]:
+        directory = Path(tempfile.mkdtemp(dir=self.tmp))
+        stack = Stack(directory, {"USERS_CLIENT": CLIENTS[client], **env}, server)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
+    def orders_url(self, stack: Stack) -> str:
+        return f"{stack.orders.url}/orders/?user_id=1"
+
+    def repeat(
+        self, measure: Callable[[], dict[str, float]], *, pause: float = 0.0
+    ) -> dict[str, float]:
+        """The median of ``repeats`` runs, ``pause`` seconds apart (to let a breaker close)."""
+        runs = []
+        for index in range(self.sizes.repeats):
+            if index:
+                time.sleep(pause)
+            runs.append(measure())
+        return median_of(runs)
+
+    # 1 ---------------------------------------------------------------------------------
+    def client_overhead(self, server: str) -> dict[str, Any]:
+        """Sequential Users calls from this process: calls per second of each client."""
+        n = self.sizes.sequential_calls
+        with self.stack("resilient", server) as stack:
+            url = f"{stack.users.url}/users/1"
+            manager = RetryManager(UpstreamConfig(name="users", base_url=stack.users.url))
+            raw = requests.Session()
+
+            def per_second(call: Callable[[], object]) -> float:
+                call()  # warm: connect once, import once
+                started = time.perf_counter()
+                for _ in range(n):
+                    call()
+                return n / (time.perf_counter() - started)
+
+            def measure() -> dict[str, float]:
+                return {
+                    "resilient": per_second(lambda: manager.get("/users/1").json()),
+                    "raw_pooled": per_second(lambda: raw.get(url, timeout=(0.5, 2)).json()),
+                    "tutorial": per_second(
+                        lambda: tutorial_client.call_api_with_retry(url, 10).json()
+                    ),
+                }
+
+            figures = self.repeat(measure)
+            manager.close()
+            raw.close()
+        figures["resilient_vs_raw"] = figures["resilient"] / figures["raw_pooled"]
+        figures["resilient_vs_tutorial"] = figures["resilient"] / figures["tutorial"]
+        return figures
+
+    # 2 ---------------------------------------------------------------------------------
+    def healthy_throughput(self, server: str, client: str) -> dict[str, float]:
+        with self.stack(client, server) as stack:
+
+            def measure() -> dict[str, float]:
+                started = time.monotonic()
+                samples = load(
+                    self.orders_url(stack),
+                    callers=self.sizes.callers,
+                    seconds=self.sizes.healthy_seconds,
+                )
+                return summarise(samples, time.monotonic() - started)
+
+            return self.repeat(measure)
+
+    # 3 ---------------------------------------------------------------------------------
+    def hard_outage(self, server: str, client: str) -> dict[str, float]:
+        with self.stack(client, server) as stack:
+
+            def measure() -> dict[str, float]:
+                stack.manage("simulate_outage", "error", "--status", "502")
+                started = time.monotonic()
+                samples = load(
+                    self.orders_url(stack),
+                    callers=self.sizes.callers,
+                    seconds=self.sizes.outage_seconds,
+                )
+                figures = summarise(samples, time.monotonic() - started)
+                figures["amplification"] = stack.hits() / max(1, len(samples))
+                steady = [s.latency for s in samples if s.start >= 1.0]  # breaker had time
+                figures["steady_p50_ms"] = percentile(steady, 50) * 1000
+                figures["steady_p99_ms"] = percentile(steady, 99) * 1000
+                stack.manage("simulate_outage", "clear")
+                return figures
+
+            return self.repeat(measure, pause=6)  # the breaker (5 s) closes between runs
+
+    # 4 ---------------------------------------------------------------------------------
+    def flaky(self, server: str, client: str) -> dict[str, float]:
+        with self.stack(client, server) as stack:
+
+            def measure() -> dict[str, float]:
+                stack.manage("simulate_outage", "error", "--rate", "0.3")
+                started = time.monotonic()
+                samples = load(
+                    self.orders_url(stack),
+                    callers=self.sizes.callers,
+                    seconds=self.sizes.flaky_seconds,
+                )
+                figures = summarise(samples, time.monotonic() - started)
+                # hits counts only failed Users requests: add the successful ones, one per 200
+                failed_upstream = stack.hits()
+                ok = sum(s.status == 200 for s in samples)
+                figures["amplification"] = (failed_upstream + ok) / max(1, len(samples))
+                stack.manage("simulate_outage", "clear")
+                return figures
+
+            return self.repeat(measure, pause=6)
+
+    # 5 ---------------------------------------------------------------------------------
+    def recovery(self, server: str, client: str) -> dict[str, float]:
+        """Load through an outage long enough to open the breaker, then ``clear``: seconds
+        from the end of ``clear`` until a caller first gets a 200."""
+        with self.stack(client, server) as stack:
+            url = self.orders_url(stack)
+
+            def measure() -> dict[str, float]:
+                stack.manage("simulate_outage", "error", "--status", "502")
+                cleared = threading.Event()
+                first_ok: list[float] = []
+
+                def caller() -> None:
+                    give_up = time.monotonic() + 120
+                    with requests.Session() as session:
+                        while not first_ok and time.monotonic() < give_up:
+                            ok = session.get(url, timeout=120).status_code == 200
+                            if ok and cleared.is_set():
+                                first_ok.append(time.monotonic())
+
+                threads = [threading.Thread(target=caller) for _ in range(4)]
+                for t in threads:
+                    t.start()
+                time.sleep(max(2.0, self.sizes.outage_seconds / 5))
+                stack.manage("simulate_outage", "clear")
+                cleared_at = time.monotonic()
+                cleared.set()
+                for t in threads:
+                    t.join()
+                return {"seconds_to_first_200": min(first_ok) - cleared_at}
+
+            return self.repeat(measure, pause=6)
+
+    # 6 ---------------------------------------------------------------------------------
+    def drip(self, server: str, client: str) -> dict[str, float]:
+        with self.stack(client, server) as stack:
+            stack.manage("simulate_outage", "drip", "--interval", "1")
+            latencies = [stack.get_orders(1)[1] for _ in range(self.sizes.drip_requests)]
+            return {
+                "p50_ms": percentile(latencies, 50) * 1000,
+                "max_ms": max(latencies) * 1000,
+                "body_seconds_at_full_speed": 12.0,  # 48-byte user, 4 bytes per 1 s
+            }
+
+    # 7 ---------------------------------------------------------------------------------
+    def memory(self, server: str) -> dict[str, float]:
+        """Orders' RSS before and after N requests during a hard outage (our client only:
+        the tutorial's needs ~30 s per request, so N requests would take hours)."""
+        with self.stack("resilient", server) as stack:
+            stack.get_orders(1)  # warm: imports, connection pool, first allocations
+            before = stack.orders.rss_bytes()
+            stack.manage("simulate_outage", "error", "--status", "502")
+            done = 0
+            lock = threading.Lock()
+
+            def enough() -> bool:
+                return done >= self.sizes.memory_requests
+
+            def caller() -> None:
+                nonlocal done
+                with requests.Session() as session:
+                    while not enough():
+                        session.get(self.orders_url(stack), timeout=30)
+                        with lock:
+                            done += 1
+
+            threads = [threading.Thread(target=caller) for _ in range(self.sizes.callers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            after = stack.orders.rss_bytes()
+        return {
+            "requests": done,
+            "rss_before_mib": before / 2**20,
+            "rss_after_mib": after / 2**20,
+            "growth": after / before - 1,
+        }
+
+    # chart -----------------------------------------------------------------------------
+    def timeline(self, server: str, client: str) -> list[dict[str, Any]]:
+        """Orders latency of every request through healthy, outage and recovery phases."""
+        healthy, outage, recovered = self.sizes.timeline
+        with self.stack(client, server) as stack:
+
+            def phases() -> None:
+                time.sleep(healthy)
+                stack.manage("simulate_outage", "error", "--status", "502")
+                time.sleep(outage)
+                stack.manage("simulate_outage", "clear")
+
+            driver = threading.Thread(target=phases)
+            driver.start()
+            samples = load(self.orders_url(stack), callers=8, seconds=healthy + outage + recovered)
+            driver.join()
+        return [asdict(s) for s in samples]
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": {
+            name: version(name)
+            for name in ("django", "djangorestframework", "requests", "urllib3", "gunicorn")
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def run(sizes: Sizes, servers: list[str], out: Path, *, smoke: bool) -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "smoke": smoke,
+        "sizes": asdict(sizes),
+        "servers": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(sizes, servers, Path(tmp))
+        for index, server in enumerate(servers):
+            full = index == 0  # the first server runs every scenario; the others the core
+            r: dict[str, Any] = {}
+            print(f"[{server}] 1 client overhead", flush=True)
+            r["client_overhead"] = bench.client_overhead(server)
+            for client in CLIENTS:
+                print(f"[{server}] 2 healthy, {client}", flush=True)
+                r.setdefault("healthy", {})[client] = bench.healthy_throughput(server, client)
+            for client in CLIENTS:
+                if client == "tutorial" and smoke:
+                    continue  # ~30 s per request by design: not for a smoke run
+                print(f"[{server}] 3 hard outage, {client}", flush=True)
+                r.setdefault("hard_outage", {})[client] = bench.hard_outage(server, client)
+            if full:
+                for client in CLIENTS:
+                    print(f"[{server}] 4 flaky, {client}", flush=True)
+                    r.setdefault("flaky", {})[client] = bench.flaky(server, client)
+                    if smoke:
+                        continue
+                    print(f"[{server}] 5 recovery, {client}", flush=True)
+                    r.setdefault("recovery", {})[client] = bench.recovery(server, client)
+                    print(f"[{server}] 6 drip, {client}", flush=True)
+                    r.setdefault("drip", {})[client] = bench.drip(server, client)
+                    print(f"[{server}] chart timeline, {client}", flush=True)
+                    r.setdefault("timeline", {})[client] = bench.timeline(server, client)
+                print(f"[{server}] 7 memory", flush=True)
+                r["memory"] = bench.memory(server)
+            results["servers"][server] = r
+    out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds, not minutes")
+    parser.add_argument("--servers", help="default: gunicorn,runserver; smoke: gunicorn")
+    parser.add_argument("--repeats", type=int, help="runs per figure (median); default 3")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = SMOKE if args.smoke else Sizes()
+    if args.repeats:
+        sizes = Sizes(**{**asdict(sizes), "repeats": args.repeats})
+    chosen = args.servers or ("gunicorn" if args.smoke else "gunicorn,runserver")
+    servers = [s.strip() for s in chosen.split(",") if s.strip()]
+    run(sizes, servers, args.out, smoke=args.smoke)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

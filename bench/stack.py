@@ -1,0 +1,169 @@
+"""Users and Orders as real server processes on loopback, for benchmarks and e2e tests.
+
+Each service is its own process (``runserver`` or gunicorn with threads) on a free port;
+``simulate_outage`` runs as yet another ``manage.py`` process against the shared database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+USERS_LINE = re.compile(
+    r"^(?P<at>\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d{3}) \w+ - "
+    r'"GET /users/(?P<id>\d+)\?fromService=order HTTP/1\.1" (?P<status>\d{3})'
+)
+SERVERS = ("runserver", "gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """One server process, its log in a file, restartable on the same port."""
+
+    def __init__(
+        self, name: str, env: dict[str, str], log_dir: Path, port: int, server: str = "runserver"
+    ) -> None:
+        if server not in SERVERS:
+            raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
+        self.name, self.env, self.port, self.server = name, env, port, server
+        self.log_path = log_dir / f"{name}-{port}.log"
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        if self.server == "gunicorn":
+            threads = self.env.get("GUNICORN_THREADS", "32")
+            return [
+                *(sys.executable, "-m", "gunicorn", "project.wsgi:application"),
+                *("--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread"),
+                *("--workers", "1", "--threads", threads, "--graceful-timeout", "2"),
+            ]
+        return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"]
+
+    def start(self) -> Service:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def pids(self) -> list[int]:
+        """The process and its children (gunicorn's worker), for RSS readings."""
+        if self.process is None:
+            return []
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        extra = [int(p) for p in children.read_text().split()] if children.exists() else []
+        return [self.process.pid, *extra]
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process that serves requests (gunicorn: its worker)."""
+        pid = self.pids()[-1]
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def user_requests(self) -> list[tuple[datetime, int]]:
+        """(time, status) of each ``GET /users/<id>?fromService=order`` in runserver's log."""
+        out = []
+        for line in self.log().splitlines():
+            if match := USERS_LINE.match(line):
+                at = datetime.strptime(match["at"], "%d/%m/%Y %H:%M:%S.%f")
+                out.append((at, int(match["status"])))
+        return out
+
+
+class Stack:
+    """Users and Orders on free ports sharing one database, and ``manage.py`` beside them."""
+
+    def __init__(self, tmp: Path, orders_env: dict[str, str], server: str = "runserver") -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "insecure-key-for-local-processes",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "OUTAGE_SIMULATION": "1",
+            "DATABASE_URL": os.environ.get(
+                "E2E_DATABASE_URL", f"sqlite:///{tmp / 'stack.sqlite3'}"
+            ),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.manage("migrate", "-v0")
+        self.manage("simulate_outage", "clear")
+        users_port = free_port()
+        self.users = Service("users", {**self.env, "SERVICES": "users"}, tmp, users_port, server)
+        orders_env = {
+            **self.env,
+            "SERVICES": "orders",
+            "USERS_SERVICE_URL": f"http://127.0.0.1:{users_port}",
+            **orders_env,
+        }
+        self.orders = Service("orders", orders_env, tmp, free_port(), server)
+        self.users.start()
+        self.orders.start()
+        self.session = requests.Session()
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    def get_orders(self, user_id: int = 1) -> tuple[requests.Response, float]:
+        started = time.monotonic()
+        response = self.session.get(
+            f"{self.orders.url}/orders/", params={"user_id": user_id}, timeout=60
+        )
+        return response, time.monotonic() - started
+
+    def hits(self) -> int:
+        """How many Users requests the current fault has hit (its own counter)."""
+        match = re.search(r"(\d+) request\(s\) hit", self.manage("simulate_outage", "status"))
+        return int(match[1]) if match else 0
+
+    def stop(self) -> None:
+        self.session.close()
+        self.orders.stop()
+        self.users.stop()
