@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 
-.PHONY: setup run test lint format clean
+.PHONY: setup run test lint format clean bench bench-smoke
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -39,3 +39,16 @@ format: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis db.sqlite3 db.sqlite3-*
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+## bench: the full benchmark (~20 min): bench/results.json, docs/benchmarks.md, the chart
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.report
+
+## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)
+bench-smoke: $(VENV)/.installed
+	$(BIN)/python -m bench.run --smoke --out bench/out/smoke.json

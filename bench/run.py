@@ -12,6 +12,7 @@ or count.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import platform
@@ -22,14 +23,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from bench import tutorial_client
-from bench.stack import Stack
+from bench.stack import Stack, migrated_sqlite
 from project.resilience import RetryManager, UpstreamConfig
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -50,7 +51,7 @@ class Sizes:
     flaky_seconds: float = 10
     drip_requests: int = 3
     memory_requests: int = 10_000
-    timeline: tuple[float, float, float] = (5, 20, 10)  # healthy, outage, recovered
+    timeline: tuple[float, float, float] = (5, 20, 20)  # healthy, outage, recovered
     repeats: int = 3
 
 
@@ -83,15 +84,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def load(
-    url: str, *, callers: int, seconds: float, until: Callable[[], bool] | None = None
-) -> list[Sample]:
-    """``callers`` threads each GET ``url`` back to back for ``seconds`` (or until
-    ``until()``); a request in flight at the end is waited for and counted.
-    """
-    with requests.Session() as warm:  # first requests pay for imports and connections
+def warm(url: str) -> None:
+    """First requests pay for imports and connections: make them before measuring (and
+    before a fault is set, so they do not count as Users requests of the outage)."""
+    with requests.Session() as session:
         for _ in range(3):
-            warm.get(url, timeout=120)
+            session.get(url, timeout=120)
+
+
+def sequential(url: str, n: int) -> list[float]:
+    """Latencies of ``n`` back-to-back requests from one caller: no queueing."""
+    latencies = []
+    with requests.Session() as session:
+        for _ in range(n):
+            started = time.monotonic()
+            session.get(url, timeout=120)
+            latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def load(url: str, *, callers: int, seconds: float) -> list[Sample]:
+    """``callers`` threads each GET ``url`` back to back for ``seconds``; a request in
+    flight at the end is waited for and counted. Call ``warm(url)`` first.
+    """
     samples: list[Sample] = []
     lock = threading.Lock()
     began = time.monotonic()
@@ -99,7 +114,7 @@ def load(
 
     def caller() -> None:
         with requests.Session() as session:
-            while time.monotonic() < stop_at and not (until and until()):
+            while time.monotonic() < stop_at:
                 started = time.monotonic()
                 try:
                     response = session.get(url, timeout=120)
@@ -139,11 +154,13 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
 class Bench:
     def __init__(self, sizes: Sizes, servers: list[str], tmp: Path) -> None:
         self.sizes, self.servers, self.tmp = sizes, servers, tmp
+        self.template = migrated_sqlite(tmp)
 
     @contextmanager
     def stack(self, client: str, server: str, **env: str) -> Iterator[Stack]:
         directory = Path(tempfile.mkdtemp(dir=self.tmp))
-        stack = Stack(directory, {"USERS_CLIENT": CLIENTS[client], **env}, server)
+        env = {"USERS_CLIENT": CLIENTS[client], **env}
+        stack = Stack(directory, env, server, self.template)
         try:
             yield stack
         finally:
@@ -200,6 +217,7 @@ class Bench:
         with self.stack(client, server) as stack:
 
             def measure() -> dict[str, float]:
+                warm(self.orders_url(stack))
                 started = time.monotonic()
                 samples = load(
                     self.orders_url(stack),
@@ -215,18 +233,21 @@ class Bench:
         with self.stack(client, server) as stack:
 
             def measure() -> dict[str, float]:
+                url = self.orders_url(stack)
+                warm(url)
                 stack.manage("simulate_outage", "error", "--status", "502")
                 started = time.monotonic()
-                samples = load(
-                    self.orders_url(stack),
-                    callers=self.sizes.callers,
-                    seconds=self.sizes.outage_seconds,
-                )
+                samples = load(url, callers=self.sizes.callers, seconds=self.sizes.outage_seconds)
                 figures = summarise(samples, time.monotonic() - started)
                 figures["amplification"] = stack.hits() / max(1, len(samples))
                 steady = [s.latency for s in samples if s.start >= 1.0]  # breaker had time
                 figures["steady_p50_ms"] = percentile(steady, 50) * 1000
                 figures["steady_p99_ms"] = percentile(steady, 99) * 1000
+                if client == "resilient":  # the tutorial's would take 30 s a request
+                    # The open breaker's own cost: one caller, so no queue in front of it.
+                    alone = sequential(url, self.sizes.sequential_calls // 4)
+                    figures["open_alone_p50_ms"] = percentile(alone, 50) * 1000
+                    figures["open_alone_p99_ms"] = percentile(alone, 99) * 1000
                 stack.manage("simulate_outage", "clear")
                 return figures
 
@@ -237,6 +258,7 @@ class Bench:
         with self.stack(client, server) as stack:
 
             def measure() -> dict[str, float]:
+                warm(self.orders_url(stack))
                 stack.manage("simulate_outage", "error", "--rate", "0.3")
                 started = time.monotonic()
                 samples = load(
@@ -303,7 +325,7 @@ class Bench:
         """Orders' RSS before and after N requests during a hard outage (our client only:
         the tutorial's needs ~30 s per request, so N requests would take hours)."""
         with self.stack("resilient", server) as stack:
-            stack.get_orders(1)  # warm: imports, connection pool, first allocations
+            warm(self.orders_url(stack))  # imports, connection pool, first allocations
             before = stack.orders.rss_bytes()
             stack.manage("simulate_outage", "error", "--status", "502")
             done = 0
@@ -333,6 +355,48 @@ class Bench:
             "growth": after / before - 1,
         }
 
+    # breaker lock ----------------------------------------------------------------------
+    def breaker_concurrency(self) -> dict[str, float] | None:
+        """16 threads each make one 50 ms call through a breaker: wall time of all of them.
+        pybreaker holds its lock for the whole call; ours only around its counters."""
+        try:
+            import pybreaker
+        except ImportError:  # a bench-only dependency (requirements-bench.txt)
+            return None
+        from project.resilience import CircuitBreaker
+
+        def call() -> None:
+            time.sleep(0.05)
+
+        ours = CircuitBreaker()
+
+        def through_ours() -> None:
+            if ours.allow():
+                call()
+                ours.record(success=True)
+
+        theirs = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=5)
+
+        def wall(fn: Callable[[], None], threads: int = 16) -> float:
+            barrier = threading.Barrier(threads)
+            workers = [
+                threading.Thread(target=lambda: (barrier.wait(), fn())) for _ in range(threads)
+            ]
+            started = time.monotonic()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            return time.monotonic() - started
+
+        return self.repeat(
+            lambda: {
+                "no_breaker_s": wall(call),
+                "ours_s": wall(through_ours),
+                "pybreaker_s": wall(lambda: theirs.call(call)),
+            }
+        )
+
     # chart -----------------------------------------------------------------------------
     def timeline(self, server: str, client: str) -> list[dict[str, Any]]:
         """Orders latency of every request through healthy, outage and recovery phases."""
@@ -345,11 +409,20 @@ class Bench:
                 time.sleep(outage)
                 stack.manage("simulate_outage", "clear")
 
+            warm(self.orders_url(stack))
             driver = threading.Thread(target=phases)
             driver.start()
             samples = load(self.orders_url(stack), callers=8, seconds=healthy + outage + recovered)
             driver.join()
         return [asdict(s) for s in samples]
+
+
+def _optional_versions(*names: str) -> dict[str, str]:
+    found = {}
+    for name in names:
+        with contextlib.suppress(PackageNotFoundError):  # not installed: not reported
+            found[name] = version(name)
+    return found
 
 
 def machine() -> dict[str, Any]:
@@ -362,7 +435,8 @@ def machine() -> dict[str, Any]:
         "versions": {
             name: version(name)
             for name in ("django", "djangorestframework", "requests", "urllib3", "gunicorn")
-        },
+        }
+        | _optional_versions("pybreaker", "matplotlib"),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -405,6 +479,7 @@ def run(sizes: Sizes, servers: list[str], out: Path, *, smoke: bool) -> dict[str
                 print(f"[{server}] 7 memory", flush=True)
                 r["memory"] = bench.memory(server)
             results["servers"][server] = r
+        results["breaker_concurrency"] = bench.breaker_concurrency()
     out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     return results
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -108,24 +109,62 @@ class Service:
         return out
 
 
-class Stack:
-    """Users and Orders on free ports sharing one database, and ``manage.py`` beside them."""
+def base_env() -> dict[str, str]:
+    """What every process here runs with: production settings, simulation allowed."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "insecure-key-for-local-processes",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "OUTAGE_SIMULATION": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
-    def __init__(self, tmp: Path, orders_env: dict[str, str], server: str = "runserver") -> None:
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "insecure-key-for-local-processes",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "OUTAGE_SIMULATION": "1",
-            "DATABASE_URL": os.environ.get(
-                "E2E_DATABASE_URL", f"sqlite:///{tmp / 'stack.sqlite3'}"
-            ),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.manage("migrate", "-v0")
-        self.manage("simulate_outage", "clear")
+
+def run_manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def migrated_sqlite(directory: Path) -> Path:
+    """A migrated, seeded SQLite file to copy for each stack: one ``migrate``, not one each."""
+    path = directory / "template.sqlite3"
+    if not path.exists():
+        run_manage({**base_env(), "DATABASE_URL": f"sqlite:///{path}"}, "migrate", "-v0")
+    return path
+
+
+class Stack:
+    """Users and Orders on free ports sharing one database, and ``manage.py`` beside them.
+
+    The database is ``E2E_DATABASE_URL`` if set (migrated, any fault cleared), else a copy
+    of ``template`` (from ``migrated_sqlite``), else a new SQLite file in ``tmp``.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        orders_env: dict[str, str],
+        server: str = "runserver",
+        template: Path | None = None,
+    ) -> None:
+        shared_url = os.environ.get("E2E_DATABASE_URL")
+        sqlite = tmp / "stack.sqlite3"
+        self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
+        if template is not None and not shared_url:
+            shutil.copyfile(template, sqlite)
+        else:
+            self.manage("migrate", "-v0")
+            self.manage("simulate_outage", "clear")
         users_port = free_port()
         self.users = Service("users", {**self.env, "SERVICES": "users"}, tmp, users_port, server)
         orders_env = {
@@ -140,16 +179,7 @@ class Stack:
         self.session = requests.Session()
 
     def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout
+        return run_manage(self.env, *args)
 
     def get_orders(self, user_id: int = 1) -> tuple[requests.Response, float]:
         started = time.monotonic()

@@ -15,9 +15,9 @@ from users.outages import outage_active, outage_is_active
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
+def run(*args: str, **options: object) -> str:
     out = StringIO()
-    call_command("simulate_outage", *args, stdout=out)
+    call_command("simulate_outage", *args, stdout=out, **options)
     return out.getvalue()
 
 
@@ -135,3 +135,10 @@ def test_refused_where_simulation_is_off(settings):
         run("error")
     assert stored() is None
     assert "No simulated outage" in run("status")
+
+
+def test_verbosity_zero_is_silent_but_still_acts():
+    assert run("error", verbosity=0) == ""
+    assert stored() is not None
+    assert run("clear", verbosity=0) == ""
+    assert stored() is None

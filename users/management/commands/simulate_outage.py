@@ -81,7 +81,7 @@ class Command(BaseCommand):
             return
         if mode == "clear":
             had = outage_clear()
-            self.stdout.write(self.style.SUCCESS("Cleared." if had else "Nothing to clear."))
+            self._say(options, self.style.SUCCESS("Cleared." if had else "Nothing to clear."))
             return
         if not settings.OUTAGE_SIMULATION:
             raise CommandError(
@@ -101,4 +101,9 @@ class Command(BaseCommand):
             outage = outage_start(spec=spec)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(self.style.SUCCESS(outage_describe(outage)))
+        self._say(options, self.style.SUCCESS(outage_describe(outage)))
+
+    def _say(self, options: dict[str, Any], message: str) -> None:
+        """Confirmations respect ``--verbosity 0``; ``status`` always answers."""
+        if options["verbosity"] > 0:
+            self.stdout.write(message)

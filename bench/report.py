@@ -1,0 +1,237 @@
+"""Turn bench/results.json into docs/benchmarks.md and docs/benchmark-latency.png.
+
+python -m bench.report [--results bench/results.json] [--docs docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.run import RESULTS
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CHART = "benchmark-latency.png"
+
+
+Reader = Callable[[dict[str, Any]], float | None]
+
+
+def get(*keys: str) -> Reader:
+    """A reader of ``results[k1][k2]...``; ``None`` where the run did not measure it."""
+
+    def read(r: dict[str, Any]) -> float | None:
+        value: Any = r
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
+
+    return read
+
+
+def none(r: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    figure: str
+    ours: Reader
+    tutorial: Reader = none
+    raw: Reader = none
+    unit: str = ""
+    target: str = ""
+    ok: Callable[[float], bool] | None = None
+
+
+def both(section: str, key: str) -> dict[str, Reader]:
+    """This project's and the tutorial's figure ``key`` of scenario ``section``."""
+    return {"ours": get(section, "resilient", key), "tutorial": get(section, "tutorial", key)}
+
+
+OVERHEAD = "client_overhead"
+ROWS = [
+    Row(
+        "1 healthy overhead",
+        "sequential Users calls",
+        get(OVERHEAD, "resilient"),
+        get(OVERHEAD, "tutorial"),
+        get(OVERHEAD, "raw_pooled"),
+        unit="calls/s",
+    ),
+    Row("", "vs raw pooled session", get(OVERHEAD, "resilient_vs_raw"), unit="x",
+        target=">= 0.95x", ok=lambda v: v >= 0.95),
+    Row("", "vs tutorial client", get(OVERHEAD, "resilient_vs_tutorial"), unit="x",
+        target=">= 1.5x", ok=lambda v: v >= 1.5),
+    Row("2 healthy Orders, 16 callers", "throughput", **both("healthy", "requests_per_second"),
+        unit="req/s"),
+    Row("", "p50", **both("healthy", "p50_ms"), unit="ms"),
+    Row("", "p99", **both("healthy", "p99_ms"), unit="ms"),
+    Row("3 hard outage (502), 16 callers", "p50", **both("hard_outage", "p50_ms"), unit="ms"),
+    Row("", "p99", **both("hard_outage", "p99_ms"), unit="ms",
+        target="<= 5000 ms (deadline)", ok=lambda v: v <= 5000),
+    Row("", "p50 after the first second", **both("hard_outage", "steady_p50_ms"), unit="ms",
+        target="< 20 ms", ok=lambda v: v < 20),
+    Row("", "p99 after the first second", **both("hard_outage", "steady_p99_ms"), unit="ms",
+        target="< 20 ms", ok=lambda v: v < 20),
+    Row("", "p50, one caller while open", **both("hard_outage", "open_alone_p50_ms"), unit="ms"),
+    Row("", "p99, one caller while open", **both("hard_outage", "open_alone_p99_ms"), unit="ms",
+        target="< 20 ms", ok=lambda v: v < 20),
+    Row("", "Users requests per Orders request", **both("hard_outage", "amplification"),
+        unit="x", target="<= 1.25", ok=lambda v: v <= 1.25),
+    Row("", "Orders throughput", **both("hard_outage", "requests_per_second"), unit="req/s"),
+    Row("4 flaky upstream (30 % errors)", "success", **both("flaky", "success_ratio"), unit="%",
+        target=">= 99.5 %", ok=lambda v: v >= 0.995),
+    Row("", "Users requests per Orders request", **both("flaky", "amplification"), unit="x",
+        target="<= 1.5", ok=lambda v: v <= 1.5),
+    Row("5 recovery", "`clear` to first 200", **both("recovery", "seconds_to_first_200"),
+        unit="s", target="<= 6 s (reset + 1)", ok=lambda v: v <= 6),
+    Row("6 slow drip (4 bytes/s)", "Orders latency, worst", **both("drip", "max_ms"), unit="ms",
+        target="<= 5250 ms", ok=lambda v: v <= 5250),
+    Row("7 memory, outage", "Orders RSS growth", get("memory", "growth"), unit="%",
+        target="< 10 %", ok=lambda v: v < 0.10),
+]  # fmt: skip
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "%":
+        return f"{value * 100:.2f} %"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "s":
+        return f"{value:.2f} s"
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
+
+
+def table(server: dict[str, Any]) -> list[str]:
+    lines = [
+        "| Scenario | Figure | This project | Tutorial | Raw pooled | Target | Met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in ROWS:
+        ours = row.ours(server)
+        if ours is None:
+            continue
+        verdict = "" if row.ok is None else ("yes" if row.ok(ours) else "**no**")
+        lines.append(
+            f"| {row.scenario} | {row.figure} | {fmt(ours, row.unit)} | "
+            f"{fmt(row.tutorial(server), row.unit)} | {fmt(row.raw(server), row.unit)} | "
+            f"{row.target} | {verdict} |"
+        )
+    return lines
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Orders latency of each request by its start time: one panel per client, the
+    outage shaded, answers green (200) or red (error)."""
+    server = next(iter(results["servers"].values()))
+    timeline = server.get("timeline")
+    if not timeline:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    healthy, outage, _ = results["sizes"]["timeline"]
+    titles = {"resilient": "this project (RetryManager)", "tutorial": "the tutorial's client"}
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6.4), dpi=110, sharex=True, sharey=True)
+    for ax, (client, samples) in zip(axes, timeline.items(), strict=False):
+        for ok, color, label in ((True, "tab:green", "200"), (False, "tab:red", "error")):
+            chosen = [s for s in samples if (s["status"] == 200) is ok]
+            ax.scatter(
+                [s["start"] for s in chosen],
+                [max(s["latency"] * 1000, 0.5) for s in chosen],
+                s=10 if client == "resilient" else 40,
+                alpha=0.5,
+                color=color,
+                label=f"{label} ({len(chosen):,})",
+            )
+        ax.axvspan(healthy, healthy + outage, color="0.88", zorder=0)
+        ax.axvline(healthy + outage, color="0.4", linewidth=0.8, linestyle=":")
+        ax.axhline(5000, color="tab:blue", linestyle="--", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"{titles[client]}: {len(samples):,} requests", fontsize=10, loc="left")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+    top = axes[0]
+    top.text(healthy + 0.3, 6500, "Users answers 502 (simulate_outage error)", fontsize=8)
+    top.text(healthy + outage + 0.3, 6500, "clear", fontsize=8)
+    top.text(0.3, 3300, "deadline 5 s", color="tab:blue", fontsize=8)
+    axes[-1].set_xlabel("request start (s)")
+    fig.suptitle(
+        "GET /orders/ through a Users outage and its recovery, 8 concurrent callers", fontsize=11
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def render(results: dict[str, Any], docs: Path) -> Path:
+    docs.mkdir(exist_ok=True)
+    m = results["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    lines = [
+        "# Benchmarks",
+        "",
+        "This project's Users client (`RetryManager`) against the tutorial's client (a new",
+        "`Session` per call, `Retry(total=5, backoff_factor=1, status_forcelist=[502, 503, 504])`,",
+        "10 s timeout) and a bare pooled `requests.Session` (no retries: the floor for overhead),",
+        "measured side by side in one run on the same real servers over loopback. Reproduce with",
+        "`make bench`; this page is generated from `bench/results.json` by",
+        "`python -m bench.report`.",
+        "",
+        f"Measured {m['date']} on {m['cpus']} CPUs, {m['platform']}, Python {m['python']};",
+        f"{versions}. Each figure is the median of {results['sizes']['repeats']} runs"
+        " (drip, memory and the chart: one run).",
+        "",
+    ]
+    if results.get("smoke"):
+        lines += ["**Smoke run: tiny counts, figures are not meaningful.**", ""]
+    if chart(results, docs / CHART):
+        lines += [f"![Orders latency through an outage, both clients]({CHART})", ""]
+    for name, server in results["servers"].items():
+        kind = "gunicorn, 1 worker, 32 threads" if name == "gunicorn" else "Django runserver"
+        lines += [f"## Both services under {kind}", "", *table(server), ""]
+    breaker = results.get("breaker_concurrency")
+    if breaker:
+        lines += [
+            "## Why not pybreaker",
+            "",
+            "16 threads each make one 50 ms call through a breaker (wall time for all of them):",
+            "",
+            "| No breaker | This project's breaker | pybreaker |",
+            "|---|---|---|",
+            f"| {breaker['no_breaker_s']:.3f} s | {breaker['ours_s']:.3f} s |"
+            f" {breaker['pybreaker_s']:.3f} s |",
+            "",
+            "pybreaker holds its lock for the whole call, so calls through it run one at a time.",
+            "",
+        ]
+    path = docs / "benchmarks.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    args = parser.parse_args()
+    print(f"wrote {render(json.loads(args.results.read_text()), args.docs)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The benchmark machinery, run with tiny counts so it keeps working (figures not judged)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import report
+from bench.run import SMOKE, run
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_smoke_run_measures_every_core_scenario_and_renders(tmp_path):
+    out = tmp_path / "results.json"
+    results = run(SMOKE, ["gunicorn"], out, smoke=True)
+    assert json.loads(out.read_text())["smoke"] is True
+    gunicorn = results["servers"]["gunicorn"]
+    overhead = gunicorn["client_overhead"]
+    assert overhead["resilient"] > 0
+    assert overhead["tutorial"] > 0
+    assert overhead["raw_pooled"] > 0
+    for client in ("resilient", "tutorial"):
+        assert gunicorn["healthy"][client]["success_ratio"] == 1.0
+    outage = gunicorn["hard_outage"]["resilient"]
+    assert outage["success_ratio"] == 0.0
+    assert outage["amplification"] <= 1.25  # a correctness bound, not a speed target
+    assert gunicorn["memory"]["requests"] >= SMOKE.memory_requests
+
+    page = report.render(results, tmp_path / "docs").read_text()
+    assert "| 3 hard outage (502), 16 callers | p50 |" in page
+    assert "Smoke run" in page
