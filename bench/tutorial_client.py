@@ -46,7 +46,8 @@ def call_api_with_retry(url: str, api_timeout_in_secs: int = 10) -> requests.Res
     return retry_session.get(url=url, timeout=api_timeout_in_secs)
 
 
-def user_get(*, user_id: int) -> dict[str, Any]:
+def user_get(*, user_id: int, deadline: object = None) -> dict[str, Any]:
+    """The tutorial's ``get_user_data``; ``deadline`` is accepted and, like it, ignored."""
     base = settings.UPSTREAMS["users"]["base_url"]
     try:
         response = call_api_with_retry(

@@ -9,9 +9,10 @@ from django.utils.module_loading import import_string
 from rest_framework.exceptions import NotFound
 
 from orders.data import orders_for_user
+from project.resilience import Deadline
 
 
-def order_list_for_user(*, user_id: int) -> dict[str, Any]:
+def order_list_for_user(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any]:
     """The tutorial's answer: ``{"user": {...}, "orders": [...]}``.
 
     Orders are looked up first: a user with none is a 404 without calling Users at all.
@@ -20,4 +21,4 @@ def order_list_for_user(*, user_id: int) -> dict[str, Any]:
     if not orders:
         raise NotFound("No orders found for this user ID", code="orders_not_found")
     user_get = import_string(settings.USERS_CLIENT)  # orders.users_client.user_get by default
-    return {"user": user_get(user_id=user_id), "orders": orders}
+    return {"user": user_get(user_id=user_id, deadline=deadline), "orders": orders}

@@ -19,6 +19,7 @@ from rest_framework import serializers
 from orders.exceptions import UsersBadResponse, UsersCircuitOpen, UsersTimeout, UsersUnavailable
 from project.resilience import (
     CircuitOpen,
+    Deadline,
     RetryManager,
     UpstreamBadResponse,
     UpstreamConfig,
@@ -67,14 +68,18 @@ class _UserPayload(serializers.Serializer):
     phone = serializers.CharField(allow_blank=True, max_length=100)
 
 
-def user_get(*, user_id: int) -> dict[str, Any]:
+def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any]:
     """The user from Users, or the stub ``{"id": user_id}`` when Users says 404.
+
+    ``deadline``, Orders' own caller's, tightens the configured ``USERS_DEADLINE``.
 
     Raises ``UsersTimeout`` (504), ``UsersUnavailable``/``UsersCircuitOpen`` (503) or
     ``UsersBadResponse`` (502): the honest mapping of how the call ended.
     """
     try:
-        response = users_manager().get(f"/users/{user_id}", params={"fromService": "order"})
+        response = users_manager().get(
+            f"/users/{user_id}", params={"fromService": "order"}, deadline=deadline
+        )
     except CircuitOpen as exc:
         raise UsersCircuitOpen(retry_after=exc.retry_after) from exc
     except UpstreamTimeout as exc:

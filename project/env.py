@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 from project.resilience import UpstreamConfig
+
+T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -31,24 +36,29 @@ def env_bool(name: str, default: bool) -> bool:
     )
 
 
-def env_float(name: str, default: float) -> float:
+def _env_parsed(name: str, default: T, parse: Callable[[str], T], what: str) -> T:
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds; got {raw!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {what}; got {raw!r}") from None
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    return _env_parsed(name, default, _finite, "a finite number")
 
 
 def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number; got {raw!r}") from None
+    return _env_parsed(name, default, int, "a whole number")
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

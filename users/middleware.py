@@ -12,7 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from project.problems import problem_response
-from project.resilience import DEADLINE_HEADER
+from project.resilience import DEADLINE_HEADER, Deadline
 from users.outages import Mode, outage_active, outage_hits_request
 
 API_PREFIX = "/users/"
@@ -23,13 +23,9 @@ CALLER_GRACE = 0.05
 
 
 def caller_time_left(request: HttpRequest) -> float | None:
-    """Seconds the caller will still wait, from its deadline header; ``None`` if not sent
-    or unreadable (a bad header must not break the API: it is only a hint).
-    """
-    raw = request.headers.get(DEADLINE_HEADER, "")
-    if not raw.isdigit() or len(raw) > 12:
-        return None
-    return int(raw) / 1000
+    """Seconds the caller will still wait, from its deadline header, if it sent one."""
+    deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER))
+    return None if deadline is None else deadline.remaining()
 
 
 def _deadline_passed(request: HttpRequest) -> HttpResponse:

@@ -30,6 +30,15 @@ class Deadline:
         """``seconds``, or the time left if that is shorter."""
         return min(seconds, self.remaining())
 
+    @classmethod
+    def from_header(cls, value: str | None, clock: Clock = time.monotonic) -> Deadline | None:
+        """The deadline a caller sent as whole milliseconds left (``DEADLINE_HEADER``);
+        ``None`` if absent or unreadable: it is a hint, and a bad one must not break a call.
+        """
+        if not value or not value.isdigit() or len(value) > 12:
+            return None
+        return cls.after(int(value) / 1000, clock)
+
     def earliest(self, seconds: float) -> Deadline:
         """This deadline or one ``seconds`` from now, whichever comes first."""
         return self if seconds >= self.remaining() else Deadline.after(seconds, self.clock)

@@ -219,3 +219,14 @@ def test_user_without_orders_is_404_without_calling_users(orders_client, setting
     response, _ = get_orders(orders_client, 9)
     body = assert_problem(response, 404, "orders_not_found")
     assert body["detail"] == "No orders found for this user ID"
+
+
+def test_orders_callers_time_left_bounds_the_users_call(users_upstream, orders_client):
+    """A caller with 0.4 s left gets its answer in about 0.4 s, not after the 3 s deadline."""
+    users_upstream(deadline=3, read_timeout=2, retries=3)
+    outage("slow", "--delay", "5")
+    started = time.monotonic()
+    response = orders_client.get("/orders/", {"user_id": 1}, headers={DEADLINE_HEADER: "400"})
+    elapsed = time.monotonic() - started
+    assert_problem(response, 504, "users_timeout")
+    assert elapsed < 0.4 + 0.25

@@ -314,3 +314,20 @@ def test_a_retry_that_succeeds_refunds_the_budget(mocked, make_manager):
     manager = make_manager(retries=1, retry_budget=0.0, budget_min_retries_per_second=0.1)
     assert manager.get("/users/1").status == HTTPStatus.OK  # floor of 1 retry: used, refunded
     assert manager.get("/users/1").status == HTTPStatus.OK  # so the next call may retry too
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1500", 1.5),
+        ("0", 0.0),
+        (None, None),
+        ("", None),
+        ("-1", None),
+        ("1.5", None),
+        ("9" * 13, None),
+    ],
+)
+def test_deadline_from_header(clock, value, seconds):
+    deadline = Deadline.from_header(value, clock)
+    assert (None if deadline is None else deadline.remaining()) == seconds

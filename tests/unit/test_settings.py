@@ -35,7 +35,13 @@ def test_unset_variables_keep_the_dataclass_defaults(monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("USERS_RETRIES", "many"), ("USERS_DEADLINE", "soon"), ("USERS_BREAKER", "maybe")],
+    [
+        ("USERS_RETRIES", "many"),
+        ("USERS_DEADLINE", "soon"),
+        ("USERS_DEADLINE", "inf"),
+        ("USERS_READ_TIMEOUT", "nan"),
+        ("USERS_BREAKER", "maybe"),
+    ],
 )
 def test_a_malformed_value_names_its_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
