@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -73,7 +74,8 @@ class Service:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            # gunicorn: SIGINT is its quick shutdown (SIGTERM waits for graceful-timeout)
+            self.process.send_signal(signal.SIGINT if self.server == "gunicorn" else signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

