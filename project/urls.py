@@ -4,7 +4,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from project.health import healthz, readyz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]
 if "users" in settings.SERVICES:
     urlpatterns.append(path("", include("users.urls")))
 if "orders" in settings.SERVICES:
