@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from rest_framework import serializers
 
 from orders.exceptions import UsersBadResponse, UsersCircuitOpen, UsersTimeout, UsersUnavailable
+from project.request_id import REQUEST_ID_HEADER, current_request_id
 from project.resilience import (
     CircuitOpen,
     Deadline,
@@ -78,7 +79,10 @@ def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any
     """
     try:
         response = users_manager().get(
-            f"/users/{user_id}", params={"fromService": "order"}, deadline=deadline
+            f"/users/{user_id}",
+            params={"fromService": "order"},
+            headers=_forwarded_headers(),
+            deadline=deadline,
         )
     except CircuitOpen as exc:
         raise UsersCircuitOpen(retry_after=exc.retry_after) from exc
@@ -94,6 +98,12 @@ def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any
     if response.status == 404:
         return {"id": user_id}
     return _user_from(response, user_id=user_id)
+
+
+def _forwarded_headers() -> dict[str, str]:
+    """The request ID, so Users logs its side of this request under the same ID."""
+    request_id = current_request_id()
+    return {REQUEST_ID_HEADER: request_id} if request_id else {}
 
 
 def _user_from(response: UpstreamResponse, *, user_id: int) -> dict[str, Any]:

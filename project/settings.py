@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from project.env import env_bool, env_list, env_str, upstream_settings
+from project.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "project.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -119,23 +121,9 @@ REST_FRAMEWORK = {
 #: names the problem without promising a page to fetch.
 PROBLEM_TYPE_BASE = env_str("PROBLEM_TYPE_BASE", "tag:resilient-django,2026:problem:")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        # The tutorial's log line: 01/05/2023 11:45:37 INFO - "GET /users/1?... HTTP/1.1" 502
-        "tutorial": {
-            "format": "%(asctime)s.%(msecs)03d %(levelname)s - %(message)s",
-            "datefmt": "%d/%m/%Y %H:%M:%S",
-        },
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "tutorial"}},
-    "loggers": {
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "project": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "users": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "orders": {"handlers": ["console"], "level": "INFO", "propagate": False},
-    },
-    "root": {"handlers": ["console"], "level": "WARNING"},
-}
+#: "text" (the tutorial's lines, with the request ID) or "json" (one object a line).
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+try:
+    LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None

@@ -64,7 +64,11 @@ class _Canned(http.server.BaseHTTPRequestHandler):
     body = b""
     location = ""
 
+    on_request = None
+
     def do_GET(self) -> None:
+        if self.on_request is not None:
+            type(self).on_request(self.headers.get("X-Request-ID"))
         self.send_response(self.status)
         self.send_header("Content-Type", self.content_type)
         self.send_header("Content-Length", str(len(self.body)))
@@ -86,6 +90,8 @@ def canned_users(settings) -> Iterator[Callable[..., None]]:
 
     def serve(**attrs: object) -> None:
         nonlocal server
+        if "on_request" in attrs:  # a plain function, not a method of the handler
+            attrs["on_request"] = staticmethod(attrs["on_request"])
         handler = type("Handler", (_Canned,), attrs)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
