@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 
-.PHONY: setup run test lint format clean bench bench-smoke
+.PHONY: setup run serve test lint format clean bench bench-smoke
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -24,6 +24,11 @@ setup: $(VENV)/.installed
 ## run: both services, logs interleaved with a prefix; Ctrl-C stops both
 run: setup
 	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT)
+
+## serve: both services under gunicorn (threads), production settings: needs DJANGO_SECRET_KEY
+serve: setup
+	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes)
 test: setup lint

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import requests
 
+from project.servers import SERVERS, server_command
+
 ROOT = Path(__file__).resolve().parent.parent
 USERS_LINE = re.compile(
     r"^(?P<at>\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d{3}) \w+ - "
     r'"GET /users/(?P<id>\d+)\?fromService=order HTTP/1\.1" (?P<status>\d{3})'
 )
-SERVERS = ("runserver", "gunicorn")
 
 
 def free_port() -> int:
@@ -47,14 +48,8 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        if self.server == "gunicorn":
-            threads = self.env.get("GUNICORN_THREADS", "32")
-            return [
-                *(sys.executable, "-m", "gunicorn", "project.wsgi:application"),
-                *("--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread"),
-                *("--workers", "1", "--threads", threads, "--graceful-timeout", "2"),
-            ]
-        return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"]
+        argv = server_command(self.server, self.port)
+        return [*argv, "--noreload"] if self.server == "runserver" else argv
 
     def start(self) -> Service:
         with self.log_path.open("ab") as log:

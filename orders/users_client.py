@@ -95,8 +95,8 @@ def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any
         ) from exc
     except UpstreamBadResponse as exc:
         raise UsersBadResponse(f"The Users service answered badly ({exc.reason}).") from exc
-    if response.status == 404:
-        return {"id": user_id}
+    if response.status == 404 and _is_json(response):
+        return {"id": user_id}  # the tutorial's stub for "Users has no such user"
     return _user_from(response, user_id=user_id)
 
 
@@ -106,12 +106,22 @@ def _forwarded_headers() -> dict[str, str]:
     return {REQUEST_ID_HEADER: request_id} if request_id else {}
 
 
+def _content_type(response: UpstreamResponse) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _is_json(response: UpstreamResponse) -> bool:
+    """An answer from the API, not an HTML page: a 404 page from a wrong host or route must
+    not quietly turn into "no such user" and a stub."""
+    return _content_type(response) in ("application/json", "application/problem+json")
+
+
 def _user_from(response: UpstreamResponse, *, user_id: int) -> dict[str, Any]:
     if response.status != 200:
         raise UsersBadResponse(f"The Users service answered {response.status}, not a user.")
-    content_type = response.headers.get("Content-Type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UsersBadResponse(f"The Users service answered {content_type or 'no type'}, not JSON.")
+    if _content_type(response) != "application/json":
+        found = _content_type(response) or "no content type"
+        raise UsersBadResponse(f"The Users service answered {found}, not JSON.")
     try:
         payload = response.json()
     except ValueError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from project.env import env_bool, env_list, env_str, upstream_settings
+from project.env import env_bool, env_int, env_list, env_str, upstream_settings
 from project.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,6 +26,21 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-development-only"  # noqa: S105 - DEBUG only
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+# HTTPS. TLS ends at the load balancer; calls between the services are plain HTTP inside
+# the network, so redirecting HTTP to HTTPS here would break Orders -> Users: opt in with
+# DJANGO_SECURE_SSL_REDIRECT=1 only where every caller speaks HTTPS. HSTS is only sent on
+# HTTPS responses, so it is safe to default on.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = False  # preloading is a domain-wide decision, not a service's
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):  # only behind a proxy that sets it
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SILENCED_SYSTEM_CHECKS = [] if SECURE_SSL_REDIRECT else ["security.W008"]  # see above
+SILENCED_SYSTEM_CHECKS += ["security.W021"]  # HSTS preload: see SECURE_HSTS_PRELOAD
 
 #: Which service(s) this process is: "users", "orders", or both (the default, for tests).
 SERVICES = env_list("SERVICES", ["users", "orders"])
@@ -59,6 +74,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "project.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS under gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,6 +123,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -1,5 +1,8 @@
 """Run Users and Orders side by side, logs interleaved with a prefix; Ctrl-C stops both.
 
+``--server gunicorn`` (``make serve``) runs them under gunicorn with threads, sized by
+``GUNICORN_WORKERS`` and ``GUNICORN_THREADS``, with production settings.
+
 A shell's ``a & b & wait`` is not enough: background jobs of a non-interactive shell
 ignore SIGINT, so Ctrl-C would leave both servers running. This launcher owns its
 children: any signal, or either server exiting, stops the other.
@@ -16,6 +19,9 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from project.servers import SERVERS, server_command  # noqa: E402 - after the path is set
 
 
 def pipe(prefix: str, process: subprocess.Popen[bytes]) -> None:
@@ -28,14 +34,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users-port", type=int, default=8200)
     parser.add_argument("--orders-port", type=int, default=8201)
+    parser.add_argument("--server", choices=SERVERS, default="runserver")
+    parser.add_argument("--host", default=os.environ.get("BIND_HOST", "127.0.0.1"))
     args = parser.parse_args()
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("DJANGO_DEBUG", "1")
+    if args.server == "runserver":
+        env.setdefault("DJANGO_DEBUG", "1")  # development; gunicorn runs production settings
     env.setdefault("USERS_SERVICE_URL", f"http://127.0.0.1:{args.users_port}")
     children: list[subprocess.Popen[bytes]] = []
     for name, port in (("users", args.users_port), ("orders", args.orders_port)):
-        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
+        command = server_command(
+            args.server,
+            port,
+            host=args.host,
+            workers=int(env.get("GUNICORN_WORKERS", "1")),
+            threads=int(env.get("GUNICORN_THREADS", "32")),
+        )
         process = subprocess.Popen(  # noqa: S603 - our own fixed command line
             command,
             cwd=ROOT,

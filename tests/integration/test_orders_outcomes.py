@@ -230,3 +230,17 @@ def test_orders_callers_time_left_bounds_the_users_call(users_upstream, orders_c
     elapsed = time.monotonic() - started
     assert_problem(response, 504, "users_timeout")
     assert elapsed < 0.4 + 0.25
+
+
+def test_a_404_page_that_is_not_the_api_is_502_not_a_stub(canned_users, orders_client):
+    """A wrong host or route answers 404 in HTML: a misconfiguration, not "no such user"."""
+    canned_users(status=404, content_type="text/html", body=b"<h1>Not Found</h1>")
+    response, _ = get_orders(orders_client, 3)
+    assert_problem(response, 502, "users_bad_response")
+
+
+def test_a_json_404_from_the_api_is_the_stub(canned_users, orders_client):
+    canned_users(status=404, content_type="application/problem+json", body=b'{"status": 404}')
+    response, _ = get_orders(orders_client, 3)
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["user"] == {"id": 3}

@@ -1,0 +1,31 @@
+"""How each service process is started, in one place: the launcher and the benchmarks."""
+
+from __future__ import annotations
+
+import sys
+
+SERVERS = ("runserver", "gunicorn")
+#: gunicorn's access log in the tutorial's shape, plus the request ID Django returned.
+ACCESS_LOG_FORMAT = '%(t)s "%(r)s" %(s)s %(b)s [%({x-request-id}o)s]'
+
+
+def server_command(
+    server: str, port: int, *, host: str = "127.0.0.1", workers: int = 1, threads: int = 32
+) -> list[str]:
+    """The argv that serves this project on ``host:port``.
+
+    gunicorn runs threaded workers (``gthread``): the Users calls are I/O-bound, and each
+    worker process has its own breaker and budget, so few workers with many threads keep
+    that state shared by most requests.
+    """
+    if server == "gunicorn":
+        return [
+            *(sys.executable, "-m", "gunicorn", "project.wsgi:application"),
+            *("--bind", f"{host}:{port}", "--worker-class", "gthread"),
+            *("--workers", str(workers), "--threads", str(threads)),
+            *("--graceful-timeout", "10", "--access-logfile", "-"),
+            *("--access-logformat", ACCESS_LOG_FORMAT),
+        ]
+    if server == "runserver":
+        return [sys.executable, "manage.py", "runserver", f"{host}:{port}"]
+    raise ValueError(f"server must be one of {', '.join(SERVERS)}; got {server!r}")
