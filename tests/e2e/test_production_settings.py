@@ -49,3 +49,16 @@ def test_a_malformed_setting_names_its_variable():
     done = manage("check", DJANGO_DEBUG="1", USERS_DEADLINE="soon")
     assert done.returncode != 0
     assert "USERS_DEADLINE must be a finite number" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "present", "absent"),
+    [("users", "/users/{user_id}", "/orders/"), ("orders", "/orders/", "/users/{user_id}")],
+)
+def test_each_service_documents_only_its_own_api(tmp_path, service, present, absent):
+    out = tmp_path / "schema.yaml"
+    done = manage("spectacular", "--file", str(out), DJANGO_DEBUG="1", SERVICES=service)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert f"  {present}:" in text
+    assert f"  {absent}:" not in text
