@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from rest_framework import serializers
 
 from orders.exceptions import UsersBadResponse, UsersCircuitOpen, UsersTimeout, UsersUnavailable
+from project.metrics import record_event
 from project.request_id import REQUEST_ID_HEADER, current_request_id
 from project.resilience import (
     CircuitOpen,
@@ -27,6 +28,7 @@ from project.resilience import (
     UpstreamResponse,
     UpstreamTimeout,
     UpstreamUnavailable,
+    log_event,
 )
 
 #: Retry-After sent to our callers when Users gave none and no breaker says when.
@@ -42,7 +44,10 @@ def users_manager() -> RetryManager:
     if _manager is None:
         with _lock:
             if _manager is None:
-                _manager = RetryManager(UpstreamConfig(**settings.UPSTREAMS["users"]))
+                _manager = RetryManager(
+                    UpstreamConfig(**settings.UPSTREAMS["users"]),
+                    listeners=(log_event, record_event),
+                )
     return _manager
 
 

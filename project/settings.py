@@ -60,6 +60,7 @@ UPSTREAMS = {"users": upstream_settings("USERS", base_url="http://127.0.0.1:8200
 
 INSTALLED_APPS = [
     "project",  # before staticfiles: its runserver (TCP_NODELAY) must win
+    "django_prometheus",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "project.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS under gunicorn
@@ -83,6 +85,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Innermost: a simulated fault stands in for the service itself failing, so every
+    # other layer (request IDs, metrics, logs) sees it as it would see a real one.
     "users.middleware.SimulatedOutageMiddleware",
 ]
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("", include("django_prometheus.urls")),  # /metrics
 ]
 if "users" in settings.SERVICES:
     urlpatterns.append(path("", include("users.urls")))

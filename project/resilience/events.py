@@ -34,6 +34,7 @@ class Event:
     wait: float | None = None
     time_left: float | None = None
     cause: str | None = None
+    duration: float | None = None  # the whole call, on call_succeeded and call_failed
 
     def fields(self) -> dict[str, object]:
         """The set fields, ``name`` as ``event`` (``name`` is taken on a ``LogRecord``)."""

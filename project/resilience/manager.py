@@ -237,13 +237,21 @@ class RetryManager:
         deadline = own if deadline is None else deadline.earliest(own.remaining())
         retry = cfg.retry_policy(idempotency_key=IDEMPOTENCY_HEADER in headers)
         history: list[Attempt] = []
+        call_started = self._clock()
 
         while True:
             number = len(history) + 1
             if deadline.remaining() < cfg.min_attempt:
                 cause = "deadline exceeded before an attempt could start"
                 self._emit(
-                    Event(events.CALL_FAILED, cfg.name, method=method, path=path, cause=cause)
+                    Event(
+                        events.CALL_FAILED,
+                        cfg.name,
+                        method=method,
+                        path=path,
+                        cause=cause,
+                        duration=self._clock() - call_started,
+                    )
                 )
                 raise UpstreamTimeout(cfg.name, cause, history=tuple(history))
             if number == 1:
@@ -268,7 +276,7 @@ class RetryManager:
             if decision.done:
                 if number > 1:
                     self.budget.refund()  # the retry worked: it was not wasted load
-                self._emit(event(events.CALL_SUCCEEDED))
+                self._emit(event(events.CALL_SUCCEEDED, duration=self._clock() - call_started))
                 return UpstreamResponse(
                     result.status or 0,
                     result.headers,
@@ -278,7 +286,13 @@ class RetryManager:
             if decision.stop is not None:
                 if decision.stop == BUDGET_SPENT:
                     self._emit(event(events.BUDGET_EXHAUSTED, cause=decision.stop))
-                self._emit(event(events.CALL_FAILED, cause=decision.stop))
+                self._emit(
+                    event(
+                        events.CALL_FAILED,
+                        cause=decision.stop,
+                        duration=self._clock() - call_started,
+                    )
+                )
                 raise self._error(result, decision, tuple(history))
             self._emit(
                 event(
@@ -291,7 +305,8 @@ class RetryManager:
             self._sleep(decision.wait or 0.0)
             if self.breaker is not None and self.breaker.state is State.OPEN:
                 stop = _Decision(stop=OPENED_MEANWHILE)  # while we slept: do not send it
-                self._emit(event(events.CALL_FAILED, cause=stop.stop))
+                duration = self._clock() - call_started
+                self._emit(event(events.CALL_FAILED, cause=stop.stop, duration=duration))
                 raise self._error(result, stop, tuple(history))
             retry = decision.retry or retry
 
