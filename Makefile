@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 
-.PHONY: setup run serve test lint format clean bench bench-smoke
+.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -33,6 +33,12 @@ serve: setup
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes)
 test: setup lint
 	$(BIN)/python -m pytest
+
+## test-postgres: the same suite against a local PostgreSQL (installs Debian's package: root)
+POSTGRES_URL ?= postgres://resilient:resilient@127.0.0.1:5432/resilient
+test-postgres: setup
+	bash scripts/postgres.sh
+	DATABASE_URL=$(POSTGRES_URL) E2E_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

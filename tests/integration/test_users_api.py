@@ -83,3 +83,10 @@ def test_drip_sends_the_same_user_in_pieces(client):
     pieces = list(response.streaming_content)
     assert len(pieces) > 5
     assert json.loads(b"".join(pieces)) == {"id": 1, "name": "Aaron Apple", "phone": "99992222"}
+
+
+def test_a_new_user_after_the_seed_gets_a_fresh_id():
+    """The seed inserts ids 1 and 2; PostgreSQL's sequence must have moved past them."""
+    from users.models import User
+
+    assert User.objects.create(name="Cecil Cherry", phone="99994444").pk > 2
