@@ -17,9 +17,10 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## setup: virtualenv, pinned install, database migrated and seeded
+## setup: virtualenv, pinned install, database migrated and seeded, static files collected
 setup: $(VENV)/.installed
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --verbosity 0
+	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
 ## run: both services, logs interleaved with a prefix; Ctrl-C stops both
 run: setup
@@ -27,7 +28,6 @@ run: setup
 
 ## serve: both services under gunicorn (threads), production settings: needs DJANGO_SECRET_KEY
 serve: setup
-	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes)
