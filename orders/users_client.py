@@ -75,7 +75,12 @@ class _UserPayload(serializers.Serializer):
 
 
 def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any]:
-    """The user from Users, or the stub ``{"id": user_id}`` when Users says 404.
+    """The user from Users, or the tutorial's stub ``{"id": user_id}`` when it has none."""
+    return user_find(user_id=user_id, deadline=deadline) or {"id": user_id}
+
+
+def user_find(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any] | None:
+    """The user from Users, or ``None`` when Users says it has no such user.
 
     ``deadline``, Orders' own caller's, tightens the configured ``USERS_DEADLINE``.
 
@@ -101,7 +106,7 @@ def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any
     except UpstreamBadResponse as exc:
         raise UsersBadResponse(f"The Users service answered badly ({exc.reason}).") from exc
     if response.status == 404 and _is_json(response):
-        return {"id": user_id}  # the tutorial's stub for "Users has no such user"
+        return None  # Users' own "no such user"
     return _user_from(response, user_id=user_id)
 
 

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.idempotency import (
+    KEY_HEADER,
+    REPLAYED_HEADER,
+    IdempotencyStore,
+    fingerprint,
+    parse_key,
+)
 from orders.selectors import order_list_for_user
+from orders.services import order_create
 from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
 from project.resilience import DEADLINE_HEADER, Deadline
 
 #: Ids are 32-bit here; anything larger is a client bug, not a user to look up.
 MAX_USER_ID = 2**31 - 1
 
+IDEMPOTENCY = IdempotencyStore(ttl=settings.IDEMPOTENCY_KEY_TTL)
+
 
 class OrderListQuery(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
+
+
+class OrderCreateInput(serializers.Serializer):
+    user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
+    product = serializers.CharField(max_length=200)
 
 
 class OrderSerializer(serializers.Serializer):
@@ -40,7 +58,8 @@ class OrderListSerializer(serializers.Serializer):
 
 
 class OrderListView(APIView):
-    """``GET /orders/?user_id=<id>``: the user's orders with the user from Users.
+    """``GET /orders/?user_id=<id>``: the user's orders with the user from Users;
+    ``POST /orders/``: create one, at most once per ``Idempotency-Key``.
 
     A caller that sends its time left (``X-Request-Timeout-Ms``) bounds the Users call
     too: Orders never works longer than its own caller will wait.
@@ -69,3 +88,58 @@ class OrderListView(APIView):
         return Response(
             order_list_for_user(user_id=query.validated_data["user_id"], deadline=deadline)
         )
+
+    @extend_schema(
+        operation_id="order_create",
+        summary="Create an order; safe to retry with an Idempotency-Key",
+        request=OrderCreateInput,
+        parameters=[
+            OpenApiParameter(
+                KEY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="Same key and body: the first response, replayed, no second order."
+                " Same key, other body: 422. Same key while the first runs: 409."
+                " Keys are kept for IDEMPOTENCY_KEY_TTL seconds (default 24 h).",
+            ),
+            OpenApiParameter(
+                REPLAYED_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[201],
+                description="`true` when this is a stored response, replayed.",
+            ),
+            *REQUEST_HEADERS,
+            RETRY_AFTER,
+        ],
+        responses={
+            201: OrderSerializer,
+            **problems(
+                _400="Bad body or Idempotency-Key (`invalid_request`, `invalid_idempotency_key`)",
+                _409="A request with this key is still running (`idempotency_key_in_use`)",
+                _422="No such user (`user_not_found`), or the key was used with another body "
+                "(`idempotency_key_reused`)",
+                _502="Users answered badly (`users_bad_response`); nothing was stored",
+                _503="Users unavailable (`users_unavailable`, `users_circuit_open`); nothing "
+                "was stored, retry with the same key",
+                _504="Users did not answer in time (`users_timeout`); nothing was stored",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = OrderCreateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = parse_key(request.headers.get(KEY_HEADER))
+        deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER))
+
+        def create() -> tuple[int, dict[str, Any]]:
+            return 201, order_create(**body.validated_data, deadline=deadline)
+
+        if key is None:
+            status, order = create()
+            return Response(order, status=status)
+        stored = IDEMPOTENCY.run_once(key, fingerprint(body.validated_data), create)
+        response = Response(stored.body, status=stored.status)
+        if stored.replayed:
+            response[REPLAYED_HEADER] = "true"
+        return response

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from project.env import env_bool, env_int, env_list, env_str, upstream_settings
+from project.env import env_bool, env_float, env_int, env_list, env_str, upstream_settings
 from project.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +50,9 @@ if _unknown:
 
 #: simulate_outage works only where this is on: development by default, never by accident.
 OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
+
+#: Seconds an Idempotency-Key of POST /orders/ is remembered (IETF draft: "expiry").
+IDEMPOTENCY_KEY_TTL = env_float("IDEMPOTENCY_KEY_TTL", 24 * 3600.0)
 
 #: The function Orders gets a user with. The benchmarks swap in the tutorial's client
 #: (``bench.tutorial_client.user_get``) to compare both on the same servers.

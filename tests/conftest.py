@@ -83,8 +83,13 @@ def closed_port() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_users_client() -> Iterator[None]:
-    """Breaker and budget state must not leak from one test into the next."""
+def _fresh_process_state() -> Iterator[None]:
+    """Breaker, budget, created orders and idempotency keys must not leak between tests."""
+    from orders.data import ORDERS
+    from orders.views import IDEMPOTENCY
+
     users_manager_reset()
+    ORDERS.reset()
+    IDEMPOTENCY.clear()
     yield
     users_manager_reset()

@@ -50,3 +50,11 @@ def test_swagger_ui_is_served_from_local_files(client):
     assert response.status_code == HTTPStatus.OK
     assert b"drf_spectacular_sidecar/swagger-ui-dist" in response.content
     assert b"cdn.jsdelivr.net" not in response.content
+
+
+def test_order_creation_documents_idempotency(schema):
+    operation = schema["paths"]["/orders/"]["post"]
+    assert {"201", "400", "409", "422", "502", "503", "504"} <= set(operation["responses"])
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert "Idempotency-Key" in headers
+    assert "Idempotent-Replayed" in operation["responses"]["201"]["headers"]

@@ -1,0 +1,168 @@
+"""POST /orders/: validated, checked against Users, stored once per Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+
+import pytest
+import requests
+
+from orders.data import ORDERS
+from tests.integration.conftest import outage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+KEY = "Idempotency-Key"
+
+
+def post(client, body: object, key: str | None = None):
+    headers = {KEY: key} if key else {}
+    return client.post(
+        "/orders/", json.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def problem_code(response) -> str:
+    assert response["Content-Type"] == "application/problem+json"
+    return response.json()["code"]
+
+
+def test_creates_the_order_and_lists_it(users_upstream, orders_client):
+    before = ORDERS.count()
+    response = post(orders_client, {"user_id": 1, "product": "USB Cable"})
+    assert response.status_code == HTTPStatus.CREATED
+    assert response.json() == {"id": 8, "user": 1, "product": "USB Cable"}
+    assert ORDERS.count() == before + 1
+    listed = orders_client.get("/orders/", {"user_id": 1}).json()["orders"]
+    assert listed[-1] == {"id": 8, "user": 1, "product": "USB Cable"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": 1}, "product"),
+        ({"user_id": 1, "product": ""}, "product"),
+        ({"user_id": 1, "product": "x" * 201}, "product"),
+        ({"user_id": "one", "product": "x"}, "user_id"),
+        ({"user_id": 0, "product": "x"}, "user_id"),
+        ({"user_id": 2**40, "product": "x"}, "user_id"),
+        ([1, 2], "non_field_errors"),
+    ],
+)
+def test_a_bad_body_is_400_naming_the_field_and_stores_nothing(orders_client, body, field, db):
+    before = ORDERS.count()
+    response = post(orders_client, body)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert field in [p["name"] for p in response.json()["invalid_params"]]
+    assert ORDERS.count() == before
+
+
+def test_malformed_json_is_400(orders_client, db):
+    response = orders_client.post("/orders/", "{not json", content_type="application/json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert problem_code(response) == "parse_error"
+
+
+def test_a_user_users_does_not_know_is_422(users_upstream, orders_client):
+    before = ORDERS.count()
+    response = post(orders_client, {"user_id": 3, "product": "x"})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert problem_code(response) == "user_not_found"
+    assert ORDERS.count() == before
+
+
+def test_users_down_is_503_stores_nothing_and_frees_the_key(users_upstream, orders_client):
+    users_upstream(retries=0, breaker=False)
+    before = ORDERS.count()
+    outage("error", "--status", "502")
+    response = post(orders_client, {"user_id": 1, "product": "x"}, key="k-down")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "Retry-After" in response
+    assert ORDERS.count() == before
+    outage("clear")
+    again = post(orders_client, {"user_id": 1, "product": "x"}, key="k-down")
+    assert again.status_code == HTTPStatus.CREATED
+    assert ORDERS.count() == before + 1
+
+
+def test_same_key_same_body_replays_without_a_second_order(users_upstream, orders_client):
+    before = ORDERS.count()
+    first = post(orders_client, {"user_id": 1, "product": "Pen"}, key="k-1")
+    second = post(orders_client, {"product": "Pen", "user_id": 1}, key='"k-1"')  # same, reordered
+    assert first.status_code == second.status_code == HTTPStatus.CREATED
+    assert second.json() == first.json()
+    assert second["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert ORDERS.count() == before + 1
+
+
+def test_same_key_other_body_is_422(users_upstream, orders_client):
+    post(orders_client, {"user_id": 1, "product": "Pen"}, key="k-2")
+    response = post(orders_client, {"user_id": 1, "product": "Ink"}, key="k-2")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert problem_code(response) == "idempotency_key_reused"
+
+
+@pytest.mark.parametrize("key", ["x" * 256, "ключ", "tab\there"])
+def test_a_malformed_key_is_400(orders_client, key, db):
+    response = post(orders_client, {"user_id": 1, "product": "x"}, key=key)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert problem_code(response) == "invalid_idempotency_key"
+
+
+def test_same_key_while_the_first_runs_is_409(users_upstream, live_server):
+    users_upstream(read_timeout=2)  # Orders outwaits the slow Users
+    outage("slow", "--delay", "0.6")
+    url, body = f"{live_server.url}/orders/", {"user_id": 1, "product": "Slow"}
+    first: list[requests.Response] = []
+    runner = threading.Thread(
+        target=lambda: first.append(requests.post(url, json=body, headers={KEY: "k-3"}, timeout=5))
+    )
+    runner.start()
+    time.sleep(0.2)
+    second = requests.post(url, json=body, headers={KEY: "k-3"}, timeout=5)
+    runner.join()
+    assert second.status_code == HTTPStatus.CONFLICT
+    assert second.json()["code"] == "idempotency_key_in_use"
+    assert first[0].status_code == HTTPStatus.CREATED
+
+
+def test_50_concurrent_posts_with_one_key_create_exactly_one_order(users_upstream, live_server):
+    before = ORDERS.count()
+    url, body = f"{live_server.url}/orders/", {"user_id": 2, "product": "Once"}
+
+    def send(_: int) -> requests.Response:
+        return requests.post(url, json=body, headers={KEY: "k-50"}, timeout=10)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(send, range(50)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {HTTPStatus.CREATED, HTTPStatus.CONFLICT}
+    created = {r.json()["id"] for r in responses if r.status_code == HTTPStatus.CREATED}
+    assert len(created) == 1
+    assert ORDERS.count() == before + 1
+
+
+def test_a_client_that_retries_after_a_timeout_creates_one_order(users_upstream, live_server):
+    """The client gives up after 0.2 s while Orders still waits on a slow Users (0.6 s),
+    then retries with the same key until it gets its answer: one order, not two."""
+    users_upstream(read_timeout=2)  # Orders outwaits the slow Users; the client does not
+    outage("slow", "--delay", "0.6")
+    before = ORDERS.count()
+    url, body = f"{live_server.url}/orders/", {"user_id": 1, "product": "Retried"}
+    answer = None
+    for _ in range(30):  # bounded: 30 tries, ~3 s at most
+        try:
+            answer = requests.post(url, json=body, headers={KEY: "k-retry"}, timeout=0.2)
+        except requests.Timeout:
+            continue
+        if answer.status_code == HTTPStatus.CREATED:
+            break
+        time.sleep(0.1)  # 409 while the first is running
+    assert answer is not None
+    assert answer.status_code == HTTPStatus.CREATED
+    assert ORDERS.count() == before + 1
