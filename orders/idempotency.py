@@ -25,8 +25,10 @@ from project.resilience.deadline import Clock
 
 KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-#: The draft sends keys as structured-field strings ("..."); bare tokens are accepted too.
+#: Keys are compared as sent (the draft's quoted "..." form included): same header value,
+#: same key. The OpenAPI schema states exactly this, so what it allows is what we accept.
 MAX_KEY_LENGTH = 255
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[ -~]+$"}
 
 
 class KeyInUse(ServiceProblem):
@@ -62,13 +64,12 @@ class _Entry:
 
 
 def parse_key(raw: str | None) -> str | None:
-    """The key from the header, unquoted; ``None`` if absent; ``BadKey`` if malformed."""
+    """The key from the header; ``None`` if absent; ``BadKey`` if malformed."""
     if raw is None:
         return None
-    key = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in raw):
         raise BadKey
-    return key
+    return raw
 
 
 def fingerprint(body: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 
 from orders.idempotency import (
     KEY_HEADER,
+    KEY_SCHEMA,
     REPLAYED_HEADER,
     IdempotencyStore,
     fingerprint,
@@ -35,7 +37,10 @@ class OrderListQuery(serializers.Serializer):
 
 class OrderCreateInput(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
-    product = serializers.CharField(max_length=200)
+    # min_length and the \S pattern put "not blank" in the schema too, not only in the code
+    product = serializers.CharField(
+        min_length=1, max_length=200, validators=[RegexValidator(r"\S", "May not be blank.")]
+    )
 
 
 class OrderSerializer(serializers.Serializer):
@@ -96,7 +101,7 @@ class OrderListView(APIView):
         parameters=[
             OpenApiParameter(
                 KEY_HEADER,
-                str,
+                KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Same key and body: the first response, replayed, no second order."
                 " Same key, other body: 422. Same key while the first runs: 409."

@@ -16,6 +16,7 @@ from project.resilience import DEADLINE_HEADER, Deadline
 from users.outages import Mode, outage_active, outage_hits_request
 
 API_PREFIX = "/users/"
+API_METHODS = frozenset({"GET", "HEAD"})
 DRIP_BYTES = 4
 #: Stop this long *after* the caller's deadline, so that its own timeout, not a 504 from
 #: here racing it, is what ends its attempt: the caller then reports a timeout, honestly.
@@ -44,8 +45,8 @@ class SimulatedOutageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(API_PREFIX):
-            return self.get_response(request)
+        if not request.path.startswith(API_PREFIX) or request.method not in API_METHODS:
+            return self.get_response(request)  # other methods: the view's own 405
         time_left = caller_time_left(request)
         if time_left is not None and time_left <= 0:
             return _deadline_passed(request)  # the caller has given up: do no work
