@@ -58,6 +58,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 ## bench: the full benchmark (~20 min): bench/results.json, docs/benchmarks.md, the chart
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.load_under_outage
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

@@ -215,6 +215,42 @@ def reading(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def load_under_outage(path: Path) -> list[str]:
+    """The load-under-outage run (``python -m bench.load_under_outage``), if there is one."""
+    if not path.exists():
+        return []
+    f = json.loads(path.read_text())
+    before, after = f["before"], f["after"]
+
+    def yes(met: bool) -> str:
+        return "yes" if met else "**no**"
+
+    return [
+        "## Load under outage",
+        "",
+        f"{f['callers']} callers for {f['seconds']:g} s against Orders (gunicorn,"
+        f" {f['orders_threads']} threads) with the Users process stopped, while a prober times"
+        f" `/healthz`; medians of {f.get('repeats', 1)} runs, threads and sockets from the first"
+        " (every run must be leak-free):",
+        "",
+        "| Figure | Measured | Target | Met |",
+        "|---|---|---|---|",
+        f"| `/healthz` p99 during the load | {f['healthz_p99_ms']:.1f} ms | < 50 ms |"
+        f" {yes(f['healthz_p99_ms'] < 50)} |",
+        f"| slowest `/orders/` answer | {f['orders_max_s']:.2f} s | <= deadline"
+        f" ({f['deadline_s']:g} s) | {yes(f['orders_max_s'] <= f['deadline_s'])} |",
+        f"| threads before / after | {before['threads']} / {after['threads']} | back to"
+        f" baseline | {yes(after['threads'] <= before['threads'])} |",
+        f"| open sockets before / after | {before['sockets']} / {after['sockets']} | back to"
+        f" baseline | {yes(after['sockets'] <= before['sockets'])} |",
+        f"| RSS growth | {f['rss_growth'] * 100:.1f} % | < 10 % | {yes(f['rss_growth'] < 0.10)} |",
+        "",
+        f"Orders answered {f['orders_requests']:,} requests, all"
+        f" {', '.join(map(str, f['orders_statuses']))}.",
+        "",
+    ]
+
+
 def render(results: dict[str, Any], docs: Path) -> Path:
     docs.mkdir(exist_ok=True)
     m = results["machine"]
@@ -242,6 +278,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
         kind = "gunicorn, 1 worker, 32 threads" if name == "gunicorn" else "Django runserver"
         lines += [f"## Both services under {kind}", "", *table(server), ""]
     lines += reading(results)
+    lines += load_under_outage(docs.parent / "bench" / "load_under_outage.json")
     breaker = results.get("breaker_concurrency")
     if breaker:
         lines += [

@@ -48,7 +48,8 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        argv = server_command(self.server, self.port)
+        threads = int(self.env.get("GUNICORN_THREADS", "32"))
+        argv = server_command(self.server, self.port, threads=threads)
         return [*argv, "--noreload"] if self.server == "runserver" else argv
 
     def start(self) -> Service:

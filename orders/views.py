@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -35,12 +36,29 @@ class OrderListQuery(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
 
 
+#: A product name: no control characters, and at least one character that is not a space.
+#: Spelled out (no ``\s``) so the OpenAPI schema (ECMA regex) and Python agree on every
+#: string, which schemathesis checks.
+_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+PRODUCT_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+_PRODUCT = re.compile(PRODUCT_PATTERN)
+PRODUCT_RULE = "Must not be blank or hold control characters."
+
+
 class OrderCreateInput(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
-    # min_length and the \S pattern put "not blank" in the schema too, not only in the code
     product = serializers.CharField(
-        min_length=1, max_length=200, validators=[RegexValidator(r"\S", "May not be blank.")]
+        min_length=1,
+        max_length=200,
+        trim_whitespace=False,  # the pattern decides, the same way in the schema and here
+        validators=[RegexValidator(PRODUCT_PATTERN, PRODUCT_RULE)],  # and puts it in the schema
     )
+
+    def validate_product(self, value: str) -> str:
+        if not _PRODUCT.fullmatch(value):  # Python's "$" also matches before a final newline
+            raise serializers.ValidationError(PRODUCT_RULE)
+        return value.strip()
 
 
 class OrderSerializer(serializers.Serializer):

@@ -47,6 +47,9 @@ def test_creates_the_order_and_lists_it(users_upstream, orders_client):
         ({"user_id": 1}, "product"),
         ({"user_id": 1, "product": ""}, "product"),
         ({"user_id": 1, "product": "x" * 201}, "product"),
+        ({"user_id": 1, "product": "a\x00b"}, "product"),  # found by Hypothesis
+        ({"user_id": 1, "product": "\x85"}, "product"),  # whitespace to Python, not to ECMA
+        ({"user_id": 1, "product": "Pen\n"}, "product"),
         ({"user_id": "one", "product": "x"}, "user_id"),
         ({"user_id": 0, "product": "x"}, "user_id"),
         ({"user_id": 2**40, "product": "x"}, "user_id"),
