@@ -6,10 +6,13 @@ invalid ones); Hypothesis throws arbitrary strings at the query and the path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -20,7 +23,19 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 
 @pytest.fixture
-def users_refused(settings, closed_port, db) -> None:
+def keep_test_connection() -> Iterator[None]:
+    """What Django's test client does around each request, for schemathesis' direct WSGI
+    calls: without it, request_started/finished close the connection the test's transaction runs
+    in (a no-op on SQLite's in-memory database, a closed connection on PostgreSQL)."""
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (signals.request_started, signals.request_finished):
+        signal.connect(close_old_connections)
+
+
+@pytest.fixture
+def users_refused(settings, closed_port, db, keep_test_connection) -> None:
     """Orders' Users calls are refused at once: outcomes do not depend on Users here."""
     settings.UPSTREAMS = {
         "users": {
