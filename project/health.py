@@ -14,22 +14,34 @@ import logging
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
 
 from project.problems import problem_response
 
 logger = logging.getLogger(__name__)
 
 
+SAFE = ("GET", "HEAD")
+
+
+def _not_allowed(request: HttpRequest) -> JsonResponse:
+    response = problem_response(
+        405, detail=f"{request.method} is not allowed here.", instance=request.path
+    )
+    response["Allow"] = ", ".join(SAFE)
+    return response
+
+
 @never_cache
-@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
+    if request.method not in SAFE:
+        return _not_allowed(request)
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
+    if request.method not in SAFE:
+        return _not_allowed(request)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

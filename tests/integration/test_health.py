@@ -41,5 +41,9 @@ def test_simulated_outages_never_touch_health(client):
     assert client.get("/readyz").status_code == HTTPStatus.OK
 
 
-def test_health_refuses_writes(client):
-    assert client.post("/healthz").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_refuses_writes_with_a_problem(client, path):
+    response = client.post(path)
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Allow"] == "GET, HEAD"
