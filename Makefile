@@ -19,8 +19,8 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 
 ## setup: virtualenv, pinned install, database migrated and seeded, static files collected
 setup: $(VENV)/.installed
-	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --verbosity 0
-	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
 ## run: both services, logs interleaved with a prefix; Ctrl-C stops both
 run: setup

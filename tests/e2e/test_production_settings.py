@@ -39,16 +39,67 @@ def test_check_deploy_fails_on_a_weak_secret_key():
     assert "security.W009" in done.stderr
 
 
-def test_a_missing_secret_key_is_a_clear_error_not_a_traceback_hunt():
-    done = manage("check")
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The error a user sees: exactly one line on stderr, and no traceback."""
     assert done.returncode != 0
-    assert "DJANGO_SECRET_KEY is required" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_a_missing_secret_key_is_a_clear_error_not_a_traceback_hunt():
+    assert "DJANGO_SECRET_KEY is required" in one_line_error(manage("check"))
 
 
 def test_a_malformed_setting_names_its_variable():
-    done = manage("check", DJANGO_DEBUG="1", USERS_DEADLINE="soon")
+    line = one_line_error(manage("check", DJANGO_DEBUG="1", USERS_DEADLINE="soon"))
+    assert "USERS_DEADLINE must be a finite number" in line
+
+
+def test_a_database_that_is_not_there_is_one_line(tmp_path):
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    line = one_line_error(manage("simulate_outage", "status", DJANGO_DEBUG="1", DATABASE_URL=empty))
+    assert "no such table" in line
+    assert "migrate" in line
+
+
+def test_manage_py_in_a_fresh_shell_runs_with_development_settings(tmp_path):
+    """No DJANGO_* variable exported: the README's ``manage.py`` commands just work."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OUTAGE_"))}
+    db = {"DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}"}
+    for args in (["migrate", "-v0"], ["simulate_outage", "fail-next", "2"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**clean, **db},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert "fail-next, 2 more request(s)" in done.stdout
+
+
+def test_gunicorn_without_a_secret_key_stops_with_one_line():
+    """Production stays strict: the WSGI entry point refuses, once, and gunicorn stops."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "project.wsgi:application", "--bind", "127.0.0.1:0"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode != 0
-    assert "USERS_DEADLINE must be a finite number" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "ImproperlyConfigured" in line]
+    assert errors == [errors[0]]
+    assert "DJANGO_SECRET_KEY is required" in errors[0]
+    assert "App failed to load" in done.stderr  # the arbiter stopped: no respawn loop
 
 
 @pytest.mark.parametrize(
