@@ -94,7 +94,8 @@ def canned_users(settings) -> Iterator[Callable[..., None]]:
             attrs["on_request"] = staticmethod(attrs["on_request"])
         handler = type("Handler", (_Canned,), attrs)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for it, and 0.5 s (the default) per test adds up
+        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
         settings.UPSTREAMS = {
             "users": {
                 **settings.UPSTREAMS["users"],

@@ -38,7 +38,7 @@ def server() -> Iterator[tuple[str, set[tuple[str, int]]]]:
     connections: set[tuple[str, int]] = set()
     handler = type("Handler", (_KeepAlive,), {"connections": connections})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", connections
     httpd.shutdown()
     httpd.server_close()

@@ -170,8 +170,8 @@ def test_open_breaker_answers_at_once_without_calling_users(users_upstream, orde
     response, elapsed = get_orders(orders_client)
     assert_problem(response, 503, "users_circuit_open")
     assert 1 <= int(response["Retry-After"]) <= 30
-    assert outage("status").hits == 2
-    assert elapsed < 0.1
+    assert outage("status").hits == 2  # the proof that Users was not called
+    assert elapsed < 0.5  # at once: no attempt, no backoff (loose, for a busy machine)
 
 
 def test_dripping_body_is_cut_off_at_the_deadline(users_upstream, orders_client):
