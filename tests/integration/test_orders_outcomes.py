@@ -12,6 +12,7 @@ from http import HTTPStatus
 import pytest
 import requests
 
+from orders.users_client import users_manager
 from project.resilience import DEADLINE_HEADER
 from tests.integration.conftest import outage
 
@@ -155,11 +156,15 @@ def test_retry_after_longer_than_the_deadline_fails_fast_and_is_passed_on(
 
 
 def test_retry_after_within_the_deadline_is_waited_for(users_upstream, orders_client):
+    """Users' ``Retry-After: 1`` is the wait before the retry (recorded, not slept)."""
     users_upstream(retries=1, deadline=3)
+    waits: list[float] = []
+    users_manager()._sleep = waits.append  # the injected sleep: no real second in the suite
     outage("fail-next", "1", "--status", "503", "--retry-after", "1")
-    response, elapsed = get_orders(orders_client)
+    response, _ = get_orders(orders_client)
     assert response.status_code == HTTPStatus.OK
-    assert 1.0 <= elapsed < 2.0
+    assert waits == [1.0]
+    assert outage("status").hits == 1
 
 
 def test_open_breaker_answers_at_once_without_calling_users(users_upstream, orders_client):
