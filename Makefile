@@ -55,7 +55,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 
-## bench: the full benchmark (~20 min): bench/results.json, docs/benchmarks.md, the chart
+## bench: the full benchmark (~30 min): raw samples in bench/out/; figures (bench/results.json), docs/benchmarks.md, the chart
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load_under_outage

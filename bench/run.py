@@ -4,9 +4,10 @@
     python -m bench.run --smoke         # tiny counts, seconds: CI keeps this working
 
 Every figure is measured in this run against a baseline measured in the same run, and
-written to bench/results.json; ``python -m bench.report`` turns that into
-docs/benchmarks.md and the latency chart. Loopback only; every loop is bounded in time
-or count.
+written with the raw samples to bench/out/results.json (not in git); ``python -m
+bench.report`` turns that into docs/benchmarks.md, the latency chart and
+bench/results.json, the figures without the samples (in git). Loopback only; every loop
+is bounded in time or count.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from bench import tutorial_client
 from bench.stack import Stack, migrated_sqlite
 from project.resilience import RetryManager, UpstreamConfig
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
+#: Everything a run measured, raw samples included: large, so kept out of git.
+RESULTS = Path(__file__).resolve().parent / "out" / "results.json"
+#: What the report needs, without the samples: committed beside the report and its chart.
+FIGURES = Path(__file__).resolve().parent / "results.json"
 CLIENTS = {
     "resilient": "orders.users_client.user_get",
     "tutorial": "bench.tutorial_client.user_get",
@@ -482,8 +486,18 @@ def run(sizes: Sizes, servers: list[str], out: Path, *, smoke: bool) -> dict[str
                 r["memory"] = bench.memory(server)
             results["servers"][server] = r
         results["breaker_concurrency"] = bench.breaker_concurrency()
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     return results
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` without the per-request samples (the chart is drawn from those)."""
+    servers = {
+        name: {key: value for key, value in server.items() if key != "timeline"}
+        for name, server in results["servers"].items()
+    }
+    return {**results, "servers": servers}
 
 
 def main() -> None:
