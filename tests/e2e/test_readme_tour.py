@@ -15,8 +15,10 @@ request's ``X-Request-ID`` (curl gets ``-D FILE`` added to capture the headers, 
 else changes). The sample log block is checked too, shape for shape. Change the README and
 this test follows it; break the promise and it fails.
 
-It needs ports 8200-8202 (``make run``'s): taken, it fails in CI and is skipped elsewhere,
-so a developer's running ``make run`` is left alone.
+It runs in a copy of the work tree (tracked files, their times kept, the same ``.venv``), so
+the tour's faults and users land in a fresh ``db.sqlite3``, not a developer's. It needs
+ports 8200-8202 (``make run``'s): taken, it fails in CI and is skipped elsewhere, so a
+developer's running ``make run`` is left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -125,13 +128,27 @@ def steps(block: list[str]) -> list[Step]:
     return out
 
 
+def clone_work_tree(to: Path) -> Path:
+    """The tracked files as they are now (uncommitted changes too), sharing ``.venv``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (to / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, to / name)  # times kept: make sees an installed .venv
+    (to / ".venv").symlink_to(ROOT / ".venv")
+    return to
+
+
 class Terminal:
     """One bash, nothing exported, fed one line at a time, as a person pastes."""
 
-    def __init__(self) -> None:
+    def __init__(self, cwd: Path) -> None:
         self.process = subprocess.Popen(
             ["bash", "--norc", "--noprofile"],
-            cwd=ROOT,
+            cwd=cwd,
             env=FRESH_ENV,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -167,12 +184,12 @@ class Terminal:
 class MakeRun:
     """The README's first command, its output kept for "Users saw"."""
 
-    def __init__(self, command: str, log: Path) -> None:
+    def __init__(self, command: str, cwd: Path, log: Path) -> None:
         self.log_path = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 ["bash", "-c", command],
-                cwd=ROOT,
+                cwd=cwd,
                 env=FRESH_ENV,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -281,8 +298,9 @@ def test_the_readme_tour_answers_as_documented():
         pytest.skip(f"ports {busy} are taken (a `make run` of yours?)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = MakeRun(start, Path(tmp) / "make-run.log")
-        shell = Terminal()
+        tree = clone_work_tree(Path(tmp) / "tree")
+        run = MakeRun(start, tree, Path(tmp) / "make-run.log")
+        shell = Terminal(tree)
         failures: list[str] = []
         try:
             for block in blocks(tour, "sh"):
@@ -298,7 +316,6 @@ def test_the_readme_tour_answers_as_documented():
                     assert status == 0, f"{step.command!r} exited {status}:\n{output}"
                     if step.expect is not None:
                         failures += check(step, output, headers, run)
-            shell.run(".venv/bin/python manage.py simulate_outage clear")
             log = {_shape(line) for line in run.log().splitlines()}
             for sample in blocks(tour, ""):
                 for line in sample:
