@@ -14,4 +14,4 @@ if ! command -v chromium >/dev/null 2>&1 || ! [ -x /usr/bin/chromedriver ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-echo "$(chromium --version) / $(/usr/bin/chromedriver --version | cut -d' ' -f1-2)"
+echo "$(chromium --version 2>/dev/null) / $(/usr/bin/chromedriver --version | cut -d' ' -f1-2)"
