@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 import pytest
@@ -100,6 +101,7 @@ def test_every_fault_mode_has_a_control_with_its_main_argument(staff):
     assert 'aria-label="error --status"' in html
     assert 'aria-label="drip --interval"' in html
     assert "dashboard/resilience.js" in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # no CDN: works offline
 
 
 def test_a_mode_missing_from_the_table_still_gets_a_control_without_argument(monkeypatch):
