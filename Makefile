@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 
-.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke
+.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -30,8 +30,8 @@ run: setup
 serve: setup
 	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT)
 
-## test: lint, then the whole suite (unit, integration over real HTTP, real processes)
-test: setup lint
+## test: lint, then the whole suite (unit, integration over real HTTP, real processes, a browser)
+test: setup lint browser
 	$(BIN)/python -m pytest
 
 ## test-postgres: the same suite against a local PostgreSQL (installs Debian's package: root)
@@ -39,6 +39,10 @@ POSTGRES_URL ?= postgres://resilient:resilient@127.0.0.1:5432/resilient
 test-postgres: setup
 	bash scripts/postgres.sh
 	DATABASE_URL=$(POSTGRES_URL) E2E_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest
+
+## browser: headless Chromium and chromedriver from Debian's packages, for the page's test (root)
+browser:
+	bash scripts/browser.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from rest_framework import serializers
 
 from orders.exceptions import UsersBadResponse, UsersCircuitOpen, UsersTimeout, UsersUnavailable
+from project.live import RECORDER, register_manager
 from project.metrics import record_event
 from project.request_id import REQUEST_ID_HEADER, current_request_id
 from project.resilience import (
@@ -46,9 +47,12 @@ def users_manager() -> RetryManager:
             if _manager is None:
                 _manager = RetryManager(
                     UpstreamConfig(**settings.UPSTREAMS["users"]),
-                    listeners=(log_event, record_event),
+                    listeners=(log_event, record_event, RECORDER),
                 )
     return _manager
+
+
+register_manager("users", users_manager)  # for the resilience page
 
 
 def users_manager_reset() -> None:
@@ -87,13 +91,19 @@ def user_find(*, user_id: int, deadline: Deadline | None = None) -> dict[str, An
     Raises ``UsersTimeout`` (504), ``UsersUnavailable``/``UsersCircuitOpen`` (503) or
     ``UsersBadResponse`` (502): the honest mapping of how the call ended.
     """
+    manager = users_manager()
+    path = f"/users/{user_id}"
+    allowed = manager.config.deadline
+    if deadline is not None:
+        allowed = min(allowed, deadline.remaining())
     try:
-        response = users_manager().get(
-            f"/users/{user_id}",
-            params={"fromService": "order"},
-            headers=_forwarded_headers(),
-            deadline=deadline,
-        )
+        with RECORDER.call("users", method="GET", path=path, deadline=allowed):
+            response = manager.get(
+                path,
+                params={"fromService": "order"},
+                headers=_forwarded_headers(),
+                deadline=deadline,
+            )
     except CircuitOpen as exc:
         raise UsersCircuitOpen(retry_after=exc.retry_after) from exc
     except UpstreamTimeout as exc:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served locally: no CDN at run time
     "users",
     "orders",
+    "dashboard",  # the live resilience page (served where Orders is)
 ]
 
 MIDDLEWARE = [

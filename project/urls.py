@@ -19,6 +19,7 @@ if "users" in settings.SERVICES:
     urlpatterns.append(path("", include("users.urls")))
 if "orders" in settings.SERVICES:
     urlpatterns.append(path("", include("orders.urls")))
+    urlpatterns.append(path("", include("dashboard.urls")))  # the live resilience page
 
 handler404 = "project.problems.not_found"
 handler500 = "project.problems.server_error"

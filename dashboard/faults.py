@@ -1,0 +1,98 @@
+"""The page's fault controls: one form per ``Outage.Mode``, validated as the command does.
+
+A mode's controls come from ``Outage.Mode`` and ``MAIN_ARGUMENT``: a new mode appears on
+the page by itself (with no argument), and gets one with one line in that table. Input
+becomes the same ``FaultSpec`` the command builds, and ``outage_start`` validates it, so the
+page shows the command's own error messages and writes nothing when they apply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from users.models import Outage
+from users.outages import FaultSpec, outage_start
+
+#: What ``simulate_outage`` says when simulation is off; the page says the same.
+SIMULATION_OFF = (
+    "Outage simulation is off here; it is on with DJANGO_DEBUG=1 or OUTAGE_SIMULATION=1."
+)
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """A mode's main argument: the ``FaultSpec`` field, the command's name for it, a default."""
+
+    field: str
+    flag: str
+    parse: Callable[[str], Any]
+    default: str
+    what: str  # "int" or "seconds", for the error message and the input's step
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "flag": self.flag, "default": self.default, "what": self.what}
+
+
+#: Each mode's main argument (the command's flag). A mode not listed takes none.
+MAIN_ARGUMENT: Mapping[str, Argument] = {
+    "error": Argument("status", "--status", int, "502", "int"),
+    "slow": Argument("delay", "--delay", _seconds, "3", "seconds"),
+    "fail-next": Argument("count", "N", int, "2", "int"),
+    "drip": Argument("delay", "--interval", _seconds, "0.5", "seconds"),
+}
+
+
+def fault_modes() -> list[dict[str, Any]]:
+    """The controls to draw: every mode, with its main argument if it has one."""
+    modes = []
+    for value in Outage.Mode.values:
+        argument = MAIN_ARGUMENT.get(value)
+        modes.append({"mode": value, "argument": argument.as_dict() if argument else None})
+    return modes
+
+
+def fault_start_from_form(data: Mapping[str, str]) -> tuple[Outage | None, list[str]]:
+    """Start the fault the form describes: the outage, or ``None`` and what is wrong.
+
+    ``data``: ``mode``, ``value`` (the main argument) and ``for`` (seconds, optional).
+    """
+    if not settings.OUTAGE_SIMULATION:
+        return None, [SIMULATION_OFF]
+    mode = data.get("mode", "")
+    errors: list[str] = []
+    fields: dict[str, Any] = {}
+    argument = MAIN_ARGUMENT.get(mode)
+    raw = (data.get("value") or "").strip()
+    if argument is not None:
+        if not raw:
+            errors.append(f"{mode} needs {argument.flag}")
+        else:
+            try:
+                fields[argument.field] = argument.parse(raw)
+            except ValueError:
+                errors.append(f"argument {argument.flag}: invalid {argument.what} value: {raw!r}")
+    duration = (data.get("for") or "").strip()
+    if duration:
+        try:
+            fields["duration"] = _seconds(duration)
+        except ValueError:
+            errors.append(f"argument --for: {duration!r} is not a finite number of seconds")
+    if errors:
+        return None, errors
+    spec = FaultSpec(mode=mode, **fields)
+    try:
+        return outage_start(spec=spec), []
+    except ValueError as exc:  # the command's own messages, one per problem
+        return None, spec.problems() or [str(exc)]

@@ -1,0 +1,96 @@
+"""What the resilience page shows, as one JSON-ready dict: read, never written, here.
+
+Per upstream in ``settings.UPSTREAMS`` (a second upstream appears by itself once its client
+registers its manager with ``project.live.register_manager``): the breaker and budget read
+from the process's own manager, the calls and in-flight count from ``project.live.RECORDER``.
+And the simulated fault, from its database row. All of it is this process's view: each
+Orders process has its own breaker, budget and recorder.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from dashboard.faults import fault_modes
+from project.live import RECORDER, manager_for
+from project.resilience import RetryManager
+from users.outages import outage_describe, outage_get, outage_is_active
+
+
+def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
+    """The whole page's data; ``now`` (wall clock) for the fault's time left."""
+    return {
+        "upstreams": [upstream_state(name) for name in settings.UPSTREAMS],
+        "fault": fault_state(now=now),
+        "simulation": settings.OUTAGE_SIMULATION,
+        "modes": fault_modes(),
+    }
+
+
+def upstream_state(name: str) -> dict[str, Any]:
+    """One upstream: breaker, budget, in flight, and its last calls (newest first)."""
+    recorded = RECORDER.snapshot(name)
+    manager = manager_for(name)
+    state: dict[str, Any] = {
+        "name": name,
+        "client": manager is not None,
+        "in_flight": recorded["in_flight"],
+        "calls": recorded["calls"],
+        "transitions": recorded["transitions"],
+    }
+    if manager is None:  # configured, but nothing in this process calls it
+        return state
+    cfg, breaker = manager.config, manager.breaker
+    state.update(
+        base_url=cfg.base_url,
+        deadline=cfg.deadline,
+        attempts=cfg.retries + 1,
+        concurrency_limit=concurrency_limit(manager),
+        breaker=None
+        if breaker is None
+        else {
+            "state": breaker.state.value,
+            "next_probe": round(breaker.retry_after(), 3),
+            "reset": breaker.reset,
+            "consecutive_failures": breaker.consecutive_failures,
+            "failure_ratio": breaker.failure_ratio,
+        },
+        budget={
+            "available": round(manager.budget.available(), 2),
+            "ratio": manager.budget.ratio,
+            "floor": manager.budget.floor,
+            "window": cfg.budget_window,
+            # Counted from the events by the recorder (the budget keeps its own counts private).
+            "recent_requests": recorded["recent_requests"],
+            "recent_retries": recorded["recent_retries"],
+        },
+    )
+    return state
+
+
+def concurrency_limit(manager: RetryManager) -> int | None:
+    """The manager's in-flight limit, once it has one (a bulkhead); ``None``: no limit."""
+    bulkhead = getattr(manager, "bulkhead", None)
+    limit = getattr(bulkhead, "limit", None)
+    return limit if isinstance(limit, int) else None
+
+
+def fault_state(*, now: datetime | None = None) -> dict[str, Any] | None:
+    """The stored simulated fault (active or ended), or ``None`` when there is none."""
+    outage = outage_get()
+    if outage is None:
+        return None
+    now = now or timezone.now()
+    left = None if outage.expires_at is None else (outage.expires_at - now).total_seconds()
+    return {
+        "mode": outage.mode,
+        "active": outage_is_active(outage, now=now),
+        "description": outage_describe(outage, now=now),
+        "time_left": None if left is None else round(max(0.0, left), 1),
+        "hits": outage.hits,
+        "started_at": outage.started_at.isoformat(),
+    }

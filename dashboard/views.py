@@ -1,0 +1,87 @@
+"""The live resilience page: thin views over ``dashboard.state`` and ``dashboard.faults``.
+
+Open to anyone in development (``DEBUG``); in production to active staff users only, as
+the admin is: the page shows internals and its controls break Users on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from http import HTTPStatus
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard.faults import fault_start_from_form
+from dashboard.state import resilience_state
+from users.outages import outage_clear, outage_describe
+
+View = Callable[..., HttpResponse]
+
+#: How often the page asks for ``state.json``, in milliseconds.
+POLL_MS = 500
+
+
+def may_view(request: HttpRequest) -> bool:
+    """Development: anyone. Production: an active staff user."""
+    user = request.user
+    return settings.DEBUG or (user.is_active and user.is_staff)
+
+
+def viewers_only(*, login_redirect: bool = False) -> Callable[[View], View]:
+    """Refuse others: the page sends strangers to the admin login, the API answers 403."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if may_view(request):
+                return view(request, *args, **kwargs)
+            if login_redirect and not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+            return JsonResponse(
+                {"detail": "Staff only outside development (DEBUG)."},
+                status=HTTPStatus.FORBIDDEN,
+            )
+
+        return wrapped
+
+    return decorate
+
+
+@require_GET
+@never_cache
+@viewers_only(login_redirect=True)
+def page(request: HttpRequest) -> HttpResponse:
+    context = {"initial": resilience_state(), "poll_ms": POLL_MS}
+    return render(request, "dashboard/resilience.html", context)
+
+
+@require_GET
+@never_cache
+@viewers_only()
+def state(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(resilience_state())
+
+
+@require_POST
+@viewers_only()
+def fault_start(request: HttpRequest) -> JsonResponse:
+    """Start a fault (form fields ``mode``, ``value``, ``for``), or 400 with what is wrong."""
+    outage, errors = fault_start_from_form(request.POST)
+    if outage is None:
+        return JsonResponse({"ok": False, "errors": errors}, status=HTTPStatus.BAD_REQUEST)
+    return JsonResponse({"ok": True, "message": outage_describe(outage)})
+
+
+@require_POST
+@viewers_only()
+def fault_clear(request: HttpRequest) -> JsonResponse:
+    """End the fault; allowed even where simulation is off, as ``simulate_outage clear`` is."""
+    had = outage_clear()
+    return JsonResponse({"ok": True, "message": "Cleared." if had else "Nothing to clear."})

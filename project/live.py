@@ -1,0 +1,262 @@
+"""A live, in-process record of upstream calls, for the resilience page.
+
+Fed by the same resilience events as the logs and the metrics (``CallRecorder`` is a
+listener), plus a wrapper around each call (``CallRecorder.call``) for what no event says:
+when a call started, its deadline, and so how many calls are in flight. Memory is bounded:
+the last ``size`` calls per upstream and the last ``transitions`` breaker changes, in
+ring buffers; everything behind one lock, never held while a call runs.
+
+Events come from the thread that makes the call (the manager emits them synchronously), so
+attempts are grouped into calls by thread. A call made without the wrapper (the benchmarks'
+own manager, say) still shows: it starts at its first attempt's event.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from project.resilience import Event, RetryManager
+from project.resilience import events as ev
+from project.resilience.window import SlidingCounts
+
+#: The events that report one attempt each (its outcome and how long it took).
+ATTEMPT_EVENTS = frozenset({ev.CALL_SUCCEEDED, ev.RETRY_SCHEDULED, ev.CALL_FAILED})
+BREAKER_EVENTS = {
+    ev.BREAKER_OPENED: "open",
+    ev.BREAKER_HALF_OPEN: "half_open",
+    ev.BREAKER_CLOSED: "closed",
+}
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One attempt; ``start`` in seconds from the call's start, ``wait`` the backoff after it."""
+
+    number: int
+    outcome: str
+    start: float
+    elapsed: float
+    wait: float | None = None
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One call: its attempts, how it ended (``None`` while in flight) and why."""
+
+    id: int
+    upstream: str
+    method: str
+    path: str
+    started: float  # recorder clock (monotonic)
+    wall: float  # time.time() at the start, for the page's clock column
+    deadline: float | None = None  # seconds the call was given
+    ended: float | None = None
+    result: str | None = None  # "succeeded", "failed", "rejected"
+    cause: str | None = None
+    attempts: dict[int, AttemptRecord] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # breaker transitions during the call
+    wrapped: bool = False  # opened by ``CallRecorder.call``, which also closes it
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        end = self.ended if self.ended is not None else now
+        return {
+            "id": self.id,
+            "method": self.method,
+            "path": self.path,
+            "at": self.wall,
+            "age": round(now - self.started, 4),
+            "duration": round(end - self.started, 4),
+            "deadline": self.deadline,
+            "in_flight": self.ended is None,
+            "result": self.result,
+            "cause": self.cause,
+            "notes": list(self.notes),
+            "attempts": [
+                {
+                    "number": a.number,
+                    "outcome": a.outcome,
+                    "start": round(a.start, 4),
+                    "elapsed": round(a.elapsed, 4),
+                    "wait": None if a.wait is None else round(a.wait, 4),
+                }
+                for a in self.attempts.values()
+            ],
+        }
+
+
+@dataclass(slots=True)
+class _Upstream:
+    calls: deque[CallRecord]
+    transitions: deque[dict[str, Any]]
+    budget: SlidingCounts  # a: requests (first attempts), b: retries net of refunds
+    in_flight: int = 0
+
+
+class CallRecorder:
+    """Thread-safe; one per process (``RECORDER``). ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        *,
+        size: int = 40,
+        transitions: int = 20,
+        budget_window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.size = size
+        self._transitions = transitions
+        self._budget_window = budget_window
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._upstreams: dict[str, _Upstream] = {}
+        self._open: dict[tuple[int, str], CallRecord] = {}  # (thread, upstream) -> its call
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    @contextmanager
+    def call(
+        self, upstream: str, *, method: str, path: str, deadline: float | None = None
+    ) -> Iterator[None]:
+        """Around one call: counts it in flight, and opens its row before any event."""
+        key = (threading.get_ident(), upstream)
+        with self._lock:
+            record = self._start(upstream, method, path, self._clock())
+            record.deadline, record.wrapped = deadline, True
+            self._open[key] = record
+            self._upstream(upstream).in_flight += 1
+        try:
+            yield
+        except BaseException as exc:
+            with self._lock:
+                if record.result is None:  # no event said how it ended: a bug, not an outage
+                    record.result, record.cause = "failed", type(exc).__name__
+            raise
+        finally:
+            with self._lock:
+                self._upstream(upstream).in_flight -= 1
+                if self._open.get(key) is record:
+                    del self._open[key]
+                if record.ended is None:
+                    record.ended = self._clock()
+                    record.result = record.result or "succeeded"
+
+    def __call__(self, event: Event) -> None:
+        """The listener: ``RetryManager(listeners=(..., RECORDER))``."""
+        now = self._clock()
+        key = (threading.get_ident(), event.upstream)
+        with self._lock:
+            state = self._upstream(event.upstream)
+            record = self._open.get(key)
+            if event.name in BREAKER_EVENTS:
+                to = BREAKER_EVENTS[event.name]
+                state.transitions.append({"to": to, "at": self._wall(), "cause": event.cause})
+                if record is not None:
+                    record.notes.append(f"breaker {to.replace('_', '-')}: {event.cause}")
+                return
+            if event.name == ev.BREAKER_REJECTED:
+                if record is None:  # a call made without the wrapper: a row of its own
+                    record = self._start(event.upstream, event.method or "", event.path or "", now)
+                self._finish(record, key, now, "rejected", "circuit open")
+                return
+            if event.attempt is not None and event.name in ATTEMPT_EVENTS | {ev.BUDGET_EXHAUSTED}:
+                elapsed = event.elapsed or 0.0
+                if record is None or record.ended is not None:
+                    record = self._start(
+                        event.upstream, event.method or "", event.path or "", now - elapsed
+                    )
+                    self._open[key] = record
+                if event.attempt not in record.attempts:  # a later event may repeat it
+                    record.attempts[event.attempt] = AttemptRecord(
+                        event.attempt, event.outcome or "?", now - elapsed - record.started, elapsed
+                    )
+                    if event.attempt == 1:
+                        state.budget.add(a=1)
+                if event.name == ev.RETRY_SCHEDULED:
+                    record.attempts[event.attempt].wait = event.wait
+                    state.budget.add(b=1)
+            if event.name == ev.CALL_SUCCEEDED:
+                if (event.attempt or 1) > 1:
+                    state.budget.add(b=-1)  # the budget refunds a retry that worked
+                if record is not None:
+                    self._finish(record, key, now, "succeeded", None)
+            elif event.name == ev.CALL_FAILED and record is not None:
+                self._finish(record, key, now, "failed", event.cause)
+            elif event.name == ev.CALL_FAILED:  # failed before its first attempt
+                record = self._start(event.upstream, event.method or "", event.path or "", now)
+                self._finish(record, key, now, "failed", event.cause)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def snapshot(self, upstream: str) -> dict[str, Any]:
+        """The upstream's calls (newest first), in-flight count, breaker changes, budget use."""
+        with self._lock:
+            now = self._clock()
+            state = self._upstream(upstream)
+            requests, retries = state.budget.totals()
+            return {
+                "in_flight": state.in_flight,
+                "calls": [c.as_dict(now) for c in reversed(state.calls)],
+                "transitions": list(reversed(state.transitions)),
+                "budget_window": self._budget_window,
+                "recent_requests": requests,
+                "recent_retries": max(0, retries),
+            }
+
+    def clear(self) -> None:
+        """Forget everything (tests)."""
+        with self._lock:
+            self._upstreams.clear()
+            self._open.clear()
+
+    # -- internals (under the lock) --------------------------------------------------------
+
+    def _upstream(self, name: str) -> _Upstream:
+        state = self._upstreams.get(name)
+        if state is None:
+            state = _Upstream(
+                calls=deque(maxlen=self.size),
+                transitions=deque(maxlen=self._transitions),
+                budget=SlidingCounts(self._budget_window, self._clock),
+            )
+            self._upstreams[name] = state
+        return state
+
+    def _start(self, upstream: str, method: str, path: str, started: float) -> CallRecord:
+        wall = self._wall() - (self._clock() - started)
+        record = CallRecord(next(self._ids), upstream, method, path, started, wall)
+        self._upstream(upstream).calls.append(record)  # the deque drops the oldest
+        return record
+
+    def _finish(
+        self, record: CallRecord, key: tuple[int, str], now: float, result: str, cause: str | None
+    ) -> None:
+        record.ended, record.result, record.cause = now, result, cause
+        if self._open.get(key) is record and not record.wrapped:
+            del self._open[key]  # no wrapper will close it: forget it now
+
+
+#: The process-wide recorder (one per process, like the breaker and the budget).
+RECORDER = CallRecorder()
+
+#: How the page finds each upstream's manager: name -> a function returning it.
+_MANAGERS: dict[str, Callable[[], RetryManager]] = {}
+
+
+def register_manager(name: str, getter: Callable[[], RetryManager]) -> None:
+    """Make an upstream's process-wide manager visible to the resilience page."""
+    _MANAGERS[name] = getter
+
+
+def manager_for(name: str) -> RetryManager | None:
+    getter = _MANAGERS.get(name)
+    return getter() if getter is not None else None

@@ -1,0 +1,235 @@
+"""The resilience page's views with Django's client: who may see it, CSRF, validation, JSON."""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from dashboard import faults
+from project.live import RECORDER
+from users.models import Outage
+
+pytestmark = pytest.mark.django_db
+
+PAGE, STATE, START, CLEAR = (
+    "/resilience/",
+    "/resilience/state.json",
+    "/resilience/fault/",
+    "/resilience/fault/clear/",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_recorder():
+    RECORDER.clear()
+    yield
+    RECORDER.clear()
+
+
+@pytest.fixture
+def staff() -> Client:
+    user = get_user_model().objects.create_user("ops", password="x", is_staff=True)  # noqa: S106
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def csrf_post(client: Client, url: str, data: dict[str, str]):
+    """POST as the page does: with the token its form carries."""
+    client.get(PAGE)
+    return client.post(url, {**data, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+
+
+# -- who may see it -----------------------------------------------------------------------
+
+
+def test_in_production_a_stranger_is_sent_to_the_admin_login(client, settings):
+    settings.DEBUG = False
+    response = client.get(PAGE)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/admin/login/?next=/resilience/"
+
+
+@pytest.mark.parametrize(("method", "url"), [("get", STATE), ("post", START), ("post", CLEAR)])
+def test_in_production_strangers_get_403_from_the_api(client, settings, method, url):
+    settings.DEBUG = False
+    Outage.objects.all().delete()
+    response = getattr(client, method)(url, {"mode": "error", "value": "502"})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not Outage.objects.exists()
+
+
+def test_in_production_a_logged_in_non_staff_user_gets_403(client, settings):
+    settings.DEBUG = False
+    client.force_login(get_user_model().objects.create_user("shopper"))
+    assert client.get(PAGE).status_code == HTTPStatus.FORBIDDEN
+    assert client.get(STATE).status_code == HTTPStatus.FORBIDDEN
+
+
+def test_in_production_staff_see_the_page(staff, settings):
+    settings.DEBUG = False
+    response = staff.get(PAGE)
+    assert response.status_code == HTTPStatus.OK
+    assert b"Resilience, live" in response.content
+    assert staff.get(STATE).status_code == HTTPStatus.OK
+
+
+def test_an_inactive_staff_user_is_refused(staff, settings):
+    settings.DEBUG = False
+    get_user_model().objects.filter(username="ops").update(is_active=False)
+    assert staff.get(STATE).status_code != HTTPStatus.OK
+
+
+def test_in_development_anyone_sees_it(client, settings):
+    settings.DEBUG = True
+    assert client.get(PAGE).status_code == HTTPStatus.OK
+    assert client.get(STATE).status_code == HTTPStatus.OK
+
+
+# -- the page and its JSON ----------------------------------------------------------------
+
+
+def test_every_fault_mode_has_a_control_with_its_main_argument(staff):
+    html = staff.get(PAGE).content.decode()
+    for mode in Outage.Mode.values:
+        assert f'data-mode="{mode}"' in html
+    assert 'aria-label="error --status"' in html
+    assert 'aria-label="drip --interval"' in html
+    assert "dashboard/resilience.js" in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # no CDN: works offline
+
+
+def test_a_mode_missing_from_the_table_still_gets_a_control_without_argument(monkeypatch):
+    """A new mode (another engineer's) appears by itself, with no argument until it has one."""
+    monkeypatch.setattr(faults, "MAIN_ARGUMENT", {"error": faults.MAIN_ARGUMENT["error"]})
+    modes = {m["mode"]: m["argument"] for m in faults.fault_modes()}
+    assert set(modes) == set(Outage.Mode.values)
+    assert modes["slow"] is None
+    assert modes["error"]["flag"] == "--status"
+
+
+def test_without_outage_simulation_there_are_no_start_controls(staff, settings):
+    settings.OUTAGE_SIMULATION = False
+    html = staff.get(PAGE).content.decode()
+    assert 'data-mode="error"' not in html
+    assert "Outage simulation is off here" in html
+
+
+def test_state_lists_each_configured_upstream_with_breaker_and_budget(staff, settings):
+    """A second upstream in settings appears by itself (without a client: says so)."""
+    settings.UPSTREAMS = {**settings.UPSTREAMS, "payments": {"name": "payments"}}
+    data = staff.get(STATE).json()
+    users, payments = data["upstreams"]
+    assert users["name"] == "users"
+    assert users["breaker"]["state"] == "closed"
+    assert users["breaker"]["next_probe"] == 0
+    assert users["budget"]["available"] == pytest.approx(30.0)
+    assert users["in_flight"] == 0
+    assert users["concurrency_limit"] is None
+    assert users["calls"] == []
+    assert payments == {
+        "name": "payments",
+        "client": False,
+        "in_flight": 0,
+        "calls": [],
+        "transitions": [],
+    }
+    assert data["fault"] is None
+    assert data["simulation"] is True
+
+
+def test_state_shows_a_real_call_through_orders(staff, users_upstream, orders_client):
+    """Orders calls Users over real HTTP (live_server): the call is on the page's JSON."""
+    call_command("simulate_outage", "fail-next", "1")
+    assert orders_client.get("/orders/?user_id=1").status_code == HTTPStatus.OK
+    [row] = staff.get(STATE).json()["upstreams"][0]["calls"]
+    assert row["path"] == "/users/1"
+    assert row["result"] == "succeeded"
+    assert [a["outcome"] for a in row["attempts"]] == ["502", "200"]
+    assert row["attempts"][0]["wait"] is not None
+    assert row["deadline"] == pytest.approx(3.0, abs=0.1)
+
+
+def test_state_shows_the_fault_its_time_left_and_hits(staff):
+    call_command("simulate_outage", "error", "--status", "503", "--for", "60")
+    Outage.objects.update(hits=7)
+    fault = staff.get(STATE).json()["fault"]
+    assert fault["mode"] == "error"
+    assert fault["active"] is True
+    assert fault["hits"] == 7
+    assert 0 < fault["time_left"] <= 60
+    assert fault["description"].startswith("Simulated outage active: error 503")
+
+
+# -- the controls: CSRF and the command's validation --------------------------------------
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_writes_nothing(staff):
+    response = staff.post(START, {"mode": "error", "value": "502"})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not Outage.objects.exists()
+    call_command("simulate_outage", "error")
+    assert staff.post(CLEAR).status_code == HTTPStatus.FORBIDDEN
+    assert Outage.objects.exists()
+
+
+def test_start_and_clear_with_the_token(staff):
+    response = csrf_post(staff, START, {"mode": "slow", "value": "2.5", "for": "30"})
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["message"].startswith("Simulated outage active: slow, 2.5 s delay")
+    outage = Outage.objects.get()
+    assert (outage.mode, outage.delay, outage.expires_at is not None) == ("slow", 2.5, True)
+    assert csrf_post(staff, CLEAR, {}).json() == {"ok": True, "message": "Cleared."}
+    assert not Outage.objects.exists()
+    assert csrf_post(staff, CLEAR, {}).json()["message"] == "Nothing to clear."
+
+
+@pytest.mark.parametrize(
+    ("form", "argv"),
+    [
+        ({"mode": "error", "value": "200"}, ["error", "--status", "200"]),
+        ({"mode": "error", "value": "502", "for": "-1"}, ["error", "--for", "-1"]),
+        ({"mode": "slow", "value": "0"}, ["slow", "--delay", "0"]),
+        ({"mode": "fail-next", "value": "0"}, ["fail-next", "0"]),
+        ({"mode": "drip", "value": "-2"}, ["drip", "--interval", "-2"]),
+    ],
+)
+def test_invalid_faults_get_the_commands_own_error_and_write_nothing(staff, form, argv):
+    with pytest.raises(CommandError) as command:
+        call_command("simulate_outage", *argv)
+    response = csrf_post(staff, START, form)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "; ".join(response.json()["errors"]) == str(command.value)
+    assert not Outage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"mode": "error", "value": "abc"}, "argument --status: invalid int value: 'abc'"),
+        ({"mode": "slow", "value": "nan"}, "argument --delay: invalid seconds value: 'nan'"),
+        ({"mode": "error", "value": "502", "for": "soon"}, "argument --for: 'soon' is not"),
+        ({"mode": "fail-next", "value": ""}, "fail-next needs N"),
+        ({"mode": "reboot"}, "unknown mode 'reboot'; choose one of error, slow"),
+    ],
+)
+def test_unparseable_input_is_an_error_on_the_page_and_writes_nothing(staff, form, error):
+    response = csrf_post(staff, START, form)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert any(e.startswith(error) for e in response.json()["errors"]), response.json()
+    assert not Outage.objects.exists()
+
+
+def test_without_outage_simulation_starting_is_refused_as_the_command_does(staff, settings):
+    settings.OUTAGE_SIMULATION = False
+    with pytest.raises(CommandError) as command:
+        call_command("simulate_outage", "error")
+    response = csrf_post(staff, START, {"mode": "error", "value": "502"})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["errors"] == [str(command.value)]
+    assert not Outage.objects.exists()
