@@ -13,7 +13,7 @@ and the banner comes once every server accepts connections.
 
 A shell's ``a & b & wait`` is not enough: background jobs of a non-interactive shell
 ignore SIGINT, so Ctrl-C would leave both servers running. This launcher owns its
-children: any signal, or either server exiting, stops the other.
+children: any signal, or any of them exiting, stops the others.
 """
 
 from __future__ import annotations
@@ -33,11 +33,18 @@ sys.path.insert(0, str(ROOT))
 
 from project.servers import SERVERS, server_command  # noqa: E402 - after the path is set
 
+#: What the fault proxy logs once it has read the fault: listening, or refusing (``down``).
+PROXY_READY = (b"fault proxy ", b" listening, forwarding to ", b" not listening: ")
 
-def pipe(prefix: str, process: subprocess.Popen[bytes]) -> None:
+
+def pipe(
+    prefix: str, process: subprocess.Popen[bytes], ready: threading.Event | None = None
+) -> None:
     for line in iter(process.stdout.readline, b""):  # type: ignore[union-attr]
         sys.stdout.buffer.write(prefix.encode() + line)
         sys.stdout.buffer.flush()
+        if ready is not None and PROXY_READY[0] in line and any(m in line for m in PROXY_READY[1:]):
+            ready.set()
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -128,6 +135,7 @@ def main() -> int:
 
     upstream_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     children: list[subprocess.Popen[bytes]] = []
+    proxy_ready = threading.Event()  # a proxy under `down` is ready but refuses connections
     for name, port in ports.items():
         if name == "proxy":
             command = [
@@ -152,7 +160,8 @@ def main() -> int:
             start_new_session=True,  # we deliver the signals, once, to the whole server
         )
         children.append(process)
-        threading.Thread(target=pipe, args=(f"[{name:<6}] ", process), daemon=True).start()
+        ready = proxy_ready if name == "proxy" else None
+        threading.Thread(target=pipe, args=(f"[{name:<6}] ", process, ready), daemon=True).start()
 
     stopping = threading.Event()
 
@@ -167,7 +176,11 @@ def main() -> int:
     while waiting and not stopping.is_set() and time.monotonic() - started < 60:
         if any(child.poll() is not None for child in children):
             break  # one died: its own output said why
-        waiting = {name: port for name, port in waiting.items() if not accepting(port)}
+        waiting = {
+            name: port
+            for name, port in waiting.items()
+            if not (accepting(port) or (name == "proxy" and proxy_ready.is_set()))
+        }
         if waiting:
             stopping.wait(0.1)
     if not waiting and not stopping.is_set():

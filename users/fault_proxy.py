@@ -209,6 +209,12 @@ class FaultProxy:
         self.bind()
         try:
             await self._follow_down()
+            if not self.listening:
+                logger.warning(
+                    "fault proxy %s:%s not listening: a simulated down is active",
+                    self.host,
+                    self.port,
+                )
             if on_ready is not None:
                 on_ready()
             while not self._stopped.is_set():
