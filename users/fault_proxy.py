@@ -15,8 +15,9 @@ the proxy forwards to Users, breaking the connection the way the stored fault sa
 - ``slow-bytes``: every response byte, status line and headers included, is sent at
   ``size`` bytes per second.
 
-The fault is read from the database on every request (the first bytes a client sends on
-an idle connection: HTTP/1.1 clients do not pipeline), as Users' middleware reads it, so a
+The fault is read from the database on every request (the first bytes a client sends after
+a response began, or on a new connection: HTTP/1.1 clients do not pipeline; a body sent after
+a ``100 Continue`` would count as a request of its own), as Users' middleware reads it, so a
 fault applies from the next request; ``down`` is also polled, since a refusal has no
 request to wait for. Requests hit are counted in the same ``hits`` column, atomically.
 Bounded: at most ``max_connections`` client connections (more are reset at once) and one
@@ -36,9 +37,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CHUNK = 64 * 1024
 #: slow-bytes sends about this many pieces a second (one byte at a time below this rate).
@@ -77,6 +79,12 @@ class DatabaseFaults:
         self.rng = rng
 
     def request_fault(self) -> Fault | None:
+        return _fresh_on_error(self._request_fault)
+
+    def is_down(self) -> bool:
+        return _fresh_on_error(self._is_down)
+
+    def _request_fault(self) -> Fault | None:
         from django.conf import settings
 
         from users.outages import TRANSPORT_MODES, Mode, outage_active, outage_hits_request
@@ -92,7 +100,7 @@ class DatabaseFaults:
             return None
         return Fault(outage.mode, outage.size or 0)
 
-    def is_down(self) -> bool:
+    def _is_down(self) -> bool:
         from django.conf import settings
 
         from users.outages import Mode, outage_active
@@ -103,11 +111,26 @@ class DatabaseFaults:
         return outage is not None and outage.mode == Mode.DOWN
 
 
+def _fresh_on_error(read: Callable[[], _T]) -> _T:
+    """Outside a request cycle nothing recycles a broken database connection (a restarted
+    PostgreSQL): drop it on error, so the next read reconnects.
+    """
+    from django.db import DatabaseError, connection
+
+    try:
+        return read()
+    except DatabaseError:
+        connection.close()
+        raise
+
+
 def _bound_socket(host: str, port: int) -> socket.socket:
     """A bound, not (yet) listening socket: connecting to it is refused, and the port is
     ours. ``SO_REUSEADDR`` lets it bind while connections of an earlier listener linger.
     """
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -152,6 +175,7 @@ class _Exchange:
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    task: asyncio.Task[None] | None
     upstream: asyncio.StreamWriter | None = None
     pump: asyncio.Task[None] | None = None
     exchange: _Exchange | None = None
@@ -223,10 +247,11 @@ class FaultProxy:
                 await self._follow_down()
         finally:
             self._stop_listening()
-            for conn in list(self._connections):
-                conn.writer.close()
-                if conn.upstream is not None:
-                    conn.upstream.close()
+            tasks = [c.task for c in self._connections if c.task is not None]
+            tasks += self._drains
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
@@ -293,7 +318,12 @@ class FaultProxy:
             )
             _reset(writer)
             return
-        conn = _Connection(reader, writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Users' runserver sends headers and body apart: with Nagle's algorithm the second
+            # send would wait for the client's delayed ACK, ~40 ms a call.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _Connection(reader, writer, asyncio.current_task())
         self._connections.add(conn)
         try:
             await self._client_side(conn)

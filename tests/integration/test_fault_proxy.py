@@ -182,6 +182,16 @@ def test_healthy_requests_pass_unchanged_on_a_kept_alive_connection(start_proxy,
     assert faults.hits == 0
 
 
+def test_client_connections_have_nagle_off(start_proxy, faults):
+    """Users' runserver sends headers and body apart: with Nagle, ~40 ms stall a call."""
+    proxy = start_proxy(faults)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=PATIENCE):
+        wait_for(lambda: proxy.proxy.open_connections == 1, "the connection to be accepted")
+        (conn,) = proxy.proxy._connections
+        sock = conn.writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 def test_reset_after_the_request_reached_the_upstream(start_proxy, faults, upstream):
     faults.fault = Fault("reset")
     received, ending = exchange(start_proxy(faults).port)
