@@ -46,6 +46,8 @@ class Row:
     count_arrivals: bool = False
     #: Attempts Orders' log shows (inclusive range), where the row is about retrying.
     attempts: tuple[int, int] | None = None
+    #: How every attempt ended, as Orders' log names it, where the row is about that.
+    outcome: str = ""
     #: ``simulate_outage down``: wait until the proxy refuses (else until it listens).
     down: bool = False
 
@@ -79,7 +81,7 @@ def restart_users(stack: Stack) -> None:
 
 
 WITHIN_DEADLINE = DEADLINE + SLACK
-ATTEMPT_LINE = re.compile(r"users GET /users/\d+ attempt \d+/\d+: ")
+ATTEMPT_LINE = re.compile(r"users GET /users/\d+ attempt \d+/\d+: (\w+)")
 ROWS = [
     Row("healthy", healthy, 200),
     Row("error 502", fault("error", "--status", "502"), 503, "users_unavailable", (5, 5),
@@ -109,11 +111,12 @@ ROWS = [
         WITHIN_DEADLINE, count_arrivals=True),
     # Transport faults, from the fault proxy between Orders and Users.
     Row("down (refused, retried)", fault("down"), 503, "users_unavailable", (0, 0),
-        WITHIN_DEADLINE, attempts=(5, 5), down=True),  # never arrived: safe to repeat
+        WITHIN_DEADLINE, attempts=(5, 5), outcome="connect_error", down=True),  # never arrived
     Row("reset after the request", fault("reset"), 503, "users_unavailable", (5, 5),
-        WITHIN_DEADLINE, count_arrivals=True, attempts=(5, 5)),  # GET: idempotent
+        WITHIN_DEADLINE, count_arrivals=True, attempts=(5, 5), outcome="connection_reset"),
     Row("reset mid-response (100 B)", fault("reset", "--after-bytes", "100"), 503,
-        "users_unavailable", (5, 5), WITHIN_DEADLINE, count_arrivals=True, attempts=(5, 5)),
+        "users_unavailable", (5, 5), WITHIN_DEADLINE, count_arrivals=True, attempts=(5, 5),
+        outcome="connection_reset"),  # a GET is idempotent: retried though it arrived
     Row("hang", fault("hang"), 504, "users_timeout", (0, 0), WITHIN_DEADLINE,
         attempts=(2, 3)),  # read, never forwarded: Users never sees it
     Row("truncate at 0 bytes", fault("truncate", "--bytes", "0"), 503, "users_unavailable",
@@ -148,9 +151,12 @@ def run_matrix(stack: Stack) -> list[Result]:
         time.sleep(0.3)
         logged = len(stack.users.user_requests()) - seen_before
         result.users_requests = max(logged, stack.hits()) if row.count_arrivals else logged
-        result.attempts = len(ATTEMPT_LINE.findall(stack.orders.log())) - attempts_before
+        outcomes = ATTEMPT_LINE.findall(stack.orders.log())[attempts_before:]
+        result.attempts = len(outcomes)
         if row.attempts and not row.attempts[0] <= result.attempts <= row.attempts[1]:
             result.problems.append(f"{result.attempts} attempts, expected {row.attempts}")
+        if row.outcome and set(outcomes) != {row.outcome}:
+            result.problems.append(f"attempts ended {sorted(set(outcomes))}, not {row.outcome}")
         low, high = row.users_requests
         answer, expected = (result.status, result.code), {(row.status, row.code), row.also}
         if answer not in expected:
