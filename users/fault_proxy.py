@@ -39,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from django.db import DatabaseError
+
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -208,6 +210,8 @@ class FaultProxy:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault-proxy-db")
         self._stopped: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._db_failing = False
+        self._down = False  # as last read: kept while the database cannot be read
 
     # -- running ------------------------------------------------------------------------
 
@@ -270,9 +274,16 @@ class FaultProxy:
         """Listen, or refuse connections, as the ``down`` fault says."""
         try:
             down = bool(await self._in_db(self.faults.is_down))
-        except Exception:  # the database is away: keep serving as we were, say why
-            logger.exception("fault proxy: cannot read the fault; keeping the last state")
-            return
+        except DatabaseError as exc:  # the database is away: as we were (at first: listen)
+            if not self._db_failing:
+                logger.error("fault proxy: cannot read the fault (%s); as before", exc)
+            self._db_failing = True
+            down = self._down
+        else:
+            if self._db_failing:
+                logger.info("fault proxy: reading the fault again")
+            self._db_failing = False
+        self._down = down
         if down and self.listening:
             self._stop_listening()
             closed = len(self._connections)
@@ -288,7 +299,11 @@ class FaultProxy:
             )
         elif not down and not self.listening:
             if self._sock is None:
-                self._sock = _bound_socket(self.host, self.port)
+                try:
+                    self._sock = _bound_socket(self.host, self.port)
+                except OSError as exc:  # taken meanwhile: say so, try again at the next poll
+                    logger.error("fault proxy: cannot listen on port %s: %s", self.port, exc)
+                    return
             self._server = await asyncio.start_server(
                 self._accept, sock=self._sock, limit=CHUNK, backlog=128
             )
@@ -361,8 +376,7 @@ class FaultProxy:
             self._log_end(conn.exchange, "response complete")
         try:
             fault = await self._in_db(self.faults.request_fault)
-        except Exception:  # the database is away: forward, and say why
-            logger.exception("fault proxy: cannot read the fault; forwarding")
+        except DatabaseError:  # the database is away: forward (the poll says so, once)
             fault = None
         request, request_id = _describe_request(head)
         exchange = _Exchange(fault if isinstance(fault, Fault) else None, request, request_id)

@@ -274,6 +274,21 @@ def test_connections_beyond_the_limit_are_reset_and_the_limit_frees_up(start_pro
     wait_for(lambda: proxy.proxy.open_connections == 0, "every connection to be let go")
 
 
+def test_a_database_that_fails_means_forwarding_not_a_dead_proxy(start_proxy, faults):
+    from django.db import DatabaseError
+
+    class Failing(FakeFaults):
+        def request_fault(self) -> Fault | None:
+            raise DatabaseError("database is locked")
+
+        def is_down(self) -> bool:
+            raise DatabaseError("database is locked")
+
+    proxy = start_proxy(Failing())
+    assert exchange(proxy.port) == (RESPONSE, "complete")
+    assert exchange(proxy.port) == (RESPONSE, "complete")
+
+
 def test_upstream_gone_resets_the_client(start_proxy, faults, upstream):
     proxy = start_proxy(faults)
     upstream.shutdown()
