@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
+PROXY_PORT ?= 8202
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke browser
 
@@ -22,13 +23,14 @@ setup: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
-## run: both services, logs interleaved with a prefix; Ctrl-C stops both
+## run: both services and the fault proxy between them, logs interleaved; Ctrl-C stops all
 run: setup
-	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT)
+	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT)
 
 ## serve: both services under gunicorn (threads), production settings: needs DJANGO_SECRET_KEY
+## (the fault proxy only with FAULT_PROXY=1)
 serve: setup
-	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT)
+	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes, a browser)
 test: setup lint browser
@@ -63,6 +65,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load_under_outage
+	$(BIN)/python -m bench.proxy_latency
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

@@ -2,10 +2,15 @@
 
 Each service is its own process (``runserver`` or gunicorn with threads) on a free port;
 ``simulate_outage`` runs as yet another ``manage.py`` process against the shared database.
+With ``proxy=True`` the fault proxy (``manage.py fault_proxy``, the transport faults) sits
+between Orders and Users, as in ``make run``; without it (the benchmarks) Orders calls
+Users directly, so the proxy never colours a figure. Each process is its own process
+group, stopped as a whole: no gunicorn worker or reloader child outlives a test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -34,20 +40,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll an observable state; the timeout is an outer limit, never the verdict."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def refuses(port: int) -> bool:
+    """Whether connecting to ``port`` on loopback is refused (nothing listens there)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 class Service:
     """One server process, its log in a file, restartable on the same port."""
 
     def __init__(
-        self, name: str, env: dict[str, str], log_dir: Path, port: int, server: str = "runserver"
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        port: int,
+        server: str = "runserver",
+        argv: list[str] | None = None,
     ) -> None:
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
         self.name, self.env, self.port, self.server = name, env, port, server
+        self.argv = argv  # another program than a server of this project (the proxy)
         self.log_path = log_dir / f"{name}-{port}.log"
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
+        if self.argv is not None:
+            return self.argv
         threads = int(self.env.get("GUNICORN_THREADS", "32"))
         argv = server_command(self.server, self.port, threads=threads)
         return [*argv, "--noreload"] if self.server == "runserver" else argv
@@ -55,7 +88,12 @@ class Service:
     def start(self) -> Service:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command(),
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends all of it
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -69,14 +107,23 @@ class Service:
         raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
+        """Stop the whole process group: the server, and any worker or child it started."""
+        if self.process is None:
+            return
+        group = self.process.pid  # start_new_session: the group's id is the leader's pid
+        if self.process.poll() is None:
             # gunicorn: SIGINT is its quick shutdown (SIGTERM waits for graceful-timeout)
-            self.process.send_signal(signal.SIGINT if self.server == "gunicorn" else signal.SIGTERM)
+            quick = signal.SIGINT if self.server == "gunicorn" and not self.argv else signal.SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, quick)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
                 self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)  # whatever of the group outlived its leader
 
     def pids(self) -> list[int]:
         """The process and its children (gunicorn's worker), for RSS readings."""
@@ -154,6 +201,7 @@ class Stack:
         orders_env: dict[str, str],
         server: str = "runserver",
         template: Path | None = None,
+        proxy: bool = False,
     ) -> None:
         shared_url = os.environ.get("E2E_DATABASE_URL")
         sqlite = tmp / "stack.sqlite3"
@@ -165,14 +213,24 @@ class Stack:
             self.manage("simulate_outage", "clear")
         users_port = free_port()
         self.users = Service("users", {**self.env, "SERVICES": "users"}, tmp, users_port, server)
+        self.proxy: Service | None = None
+        if proxy:
+            proxy_port = free_port()
+            argv = [
+                *(sys.executable, "manage.py", "fault_proxy"),
+                *("--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{users_port}"),
+            ]
+            self.proxy = Service("proxy", self.env, tmp, proxy_port, argv=argv)
         orders_env = {
             **self.env,
             "SERVICES": "orders",
-            "USERS_SERVICE_URL": f"http://127.0.0.1:{users_port}",
+            "USERS_SERVICE_URL": (self.proxy or self.users).url,
             **orders_env,
         }
         self.orders = Service("orders", orders_env, tmp, free_port(), server)
         self.users.start()
+        if self.proxy is not None:
+            self.proxy.start()
         self.orders.start()
         self.session = requests.Session()
 
@@ -191,7 +249,19 @@ class Stack:
         match = re.search(r"(\d+) request\(s\) hit", self.manage("simulate_outage", "status"))
         return int(match[1]) if match else 0
 
+    def proxy_settle(self, *, down: bool) -> None:
+        """Wait until the proxy refuses connections (``down``) or accepts them again: it
+        polls the fault, so it follows ``simulate_outage down`` / ``clear`` a moment later.
+        """
+        if self.proxy is None:
+            raise RuntimeError("this stack has no fault proxy")
+        port = self.proxy.port
+        what = "the fault proxy to refuse connections" if down else "the fault proxy to listen"
+        wait_until(lambda: refuses(port) == down, what)
+
     def stop(self) -> None:
         self.session.close()
         self.orders.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
         self.users.stop()

@@ -28,6 +28,11 @@ def current_request_id() -> str | None:
     return _current.get()
 
 
+def bind_request_id(value: str | None) -> None:
+    """Log what follows under ``value`` (outside a Django request: the fault proxy)."""
+    _current.set(value)
+
+
 def request_id_from(value: str | None) -> str:
     """``value`` if it is an acceptable ID, else a new one."""
     if value and _VALID.fullmatch(value):

@@ -1,11 +1,19 @@
-"""Run Users and Orders side by side, logs interleaved with a prefix; Ctrl-C stops both.
+"""Run Users, Orders and the fault proxy side by side, logs interleaved with a prefix;
+Ctrl-C stops them all.
 
-``--server gunicorn`` (``make serve``) runs them under gunicorn with threads, sized by
-``GUNICORN_WORKERS`` and ``GUNICORN_THREADS``, with production settings.
+Topology: Users on :8200 (reachable directly), the fault proxy (``manage.py fault_proxy``,
+the transport faults of ``simulate_outage``) on :8202 forwarding to it, and Orders on :8201
+calling Users through the proxy (``USERS_SERVICE_URL``, unless set). ``--server gunicorn``
+(``make serve``) runs the services under gunicorn with threads, sized by
+``GUNICORN_WORKERS`` and ``GUNICORN_THREADS``, with production settings, and without the
+proxy unless ``FAULT_PROXY=1``.
+
+Every port is checked before anything starts (a second ``make run`` says so in one line),
+and the banner comes once every server accepts connections.
 
 A shell's ``a & b & wait`` is not enough: background jobs of a non-interactive shell
 ignore SIGINT, so Ctrl-C would leave both servers running. This launcher owns its
-children: any signal, or either server exiting, stops the other.
+children: any signal, or any of them exiting, stops the others.
 """
 
 from __future__ import annotations
@@ -13,9 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,17 +33,74 @@ sys.path.insert(0, str(ROOT))
 
 from project.servers import SERVERS, server_command  # noqa: E402 - after the path is set
 
+#: What the fault proxy logs once it has read the fault: listening, or refusing (``down``).
+PROXY_READY = (b"fault proxy ", b" listening, forwarding to ", b" not listening: ")
 
-def pipe(prefix: str, process: subprocess.Popen[bytes]) -> None:
+
+def pipe(
+    prefix: str, process: subprocess.Popen[bytes], ready: threading.Event | None = None
+) -> None:
     for line in iter(process.stdout.readline, b""):  # type: ignore[union-attr]
         sys.stdout.buffer.write(prefix.encode() + line)
         sys.stdout.buffer.flush()
+        if ready is not None and PROXY_READY[0] in line and any(m in line for m in PROXY_READY[1:]):
+            ready.set()
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether a server already listens there (``SO_REUSEADDR``, as the servers bind: a
+    connection of an earlier run lingering in TIME_WAIT does not count).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def accepting(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def manage_command() -> str:
+    """How to run manage.py as the README does, from this checkout."""
+    python = Path(sys.executable)
+    if python.is_relative_to(ROOT):
+        return f"{python.relative_to(ROOT)} manage.py"
+    return f"{python} manage.py"
+
+
+def active_fault(env: dict[str, str]) -> str | None:
+    """``simulate_outage status`` when a fault is still active: it is a database row, so
+    it outlives Ctrl-C and a restart; ``None`` otherwise (or if it cannot be read).
+    """
+    try:
+        done = subprocess.run(  # noqa: S603 - our own fixed command line
+            [sys.executable, "manage.py", "simulate_outage", "status"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = done.stdout.strip()
+    return line if done.returncode == 0 and line.startswith("Simulated outage active") else None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users-port", type=int, default=8200)
     parser.add_argument("--orders-port", type=int, default=8201)
+    parser.add_argument("--proxy-port", type=int, default=8202)
     parser.add_argument("--server", choices=SERVERS, default="runserver")
     parser.add_argument("--host", default=os.environ.get("BIND_HOST", "127.0.0.1"))
     args = parser.parse_args()
@@ -41,26 +108,60 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if args.server == "runserver":
         env.setdefault("DJANGO_DEBUG", "1")  # development; gunicorn runs production settings
-    env.setdefault("USERS_SERVICE_URL", f"http://127.0.0.1:{args.users_port}")
+    # The fault proxy: always in development, in production only when asked for.
+    with_proxy = env.get("FAULT_PROXY", "1" if args.server == "runserver" else "0") == "1"
+    users_via = args.proxy_port if with_proxy else args.users_port
+    env.setdefault("USERS_SERVICE_URL", f"http://127.0.0.1:{users_via}")
+
+    ports = {"users": args.users_port, "orders": args.orders_port}
+    if with_proxy:
+        ports["proxy"] = args.proxy_port
+    if len(set(ports.values())) < len(ports):
+        print(f"The ports must differ: {ports}", file=sys.stderr)
+        return 1
+    for name, port in ports.items():
+        if port_taken(args.host, port):
+            variable = f"{name.upper()}_PORT"
+            print(
+                f"Port {port} ({name}) on {args.host} is already in use: is another `make run`"
+                f" running? Stop it, or choose another port: make run {variable}=<port>",
+                file=sys.stderr,
+            )
+            return 1
+
+    fault_check = threading.Thread(target=lambda: faults.append(active_fault(env)))
+    faults: list[str | None] = []
+    fault_check.start()
+
+    upstream_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     children: list[subprocess.Popen[bytes]] = []
-    for name, port in (("users", args.users_port), ("orders", args.orders_port)):
-        command = server_command(
-            args.server,
-            port,
-            host=args.host,
-            workers=int(env.get("GUNICORN_WORKERS", "1")),
-            threads=int(env.get("GUNICORN_THREADS", "32")),
-        )
+    proxy_ready = threading.Event()  # a proxy under `down` is ready but refuses connections
+    for name, port in ports.items():
+        if name == "proxy":
+            command = [
+                *(sys.executable, "manage.py", "fault_proxy"),
+                *("--listen", f"{args.host}:{port}"),
+                *("--upstream", f"{upstream_host}:{args.users_port}"),
+            ]
+        else:
+            command = server_command(
+                args.server,
+                port,
+                host=args.host,
+                workers=int(env.get("GUNICORN_WORKERS", "1")),
+                threads=int(env.get("GUNICORN_THREADS", "32")),
+            )
         process = subprocess.Popen(  # noqa: S603 - our own fixed command line
             command,
             cwd=ROOT,
-            env={**env, "SERVICES": name},
+            env={**env, "SERVICES": name} if name != "proxy" else env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # we deliver the signals, once, to the whole server
         )
         children.append(process)
-        threading.Thread(target=pipe, args=(f"[{name:<6}] ", process), daemon=True).start()
+        ready = proxy_ready if name == "proxy" else None
+        threading.Thread(target=pipe, args=(f"[{name:<6}] ", process, ready), daemon=True).start()
 
     stopping = threading.Event()
 
@@ -69,14 +170,46 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    print(
-        f"Users on http://127.0.0.1:{args.users_port}, Orders on http://127.0.0.1:"
-        f"{args.orders_port}; Ctrl-C stops both.",
-        flush=True,
-    )
-    while not stopping.wait(0.2):
+
+    started = time.monotonic()
+    waiting = dict(ports)
+    while waiting and not stopping.is_set() and time.monotonic() - started < 60:
         if any(child.poll() is not None for child in children):
-            break  # one died (port taken?): do not leave half a system running
+            break  # one died: its own output said why
+        waiting = {
+            name: port
+            for name, port in waiting.items()
+            if not (accepting(port) or (name == "proxy" and proxy_ready.is_set()))
+        }
+        if waiting:
+            stopping.wait(0.1)
+    if not waiting and not stopping.is_set():
+        base = "http://127.0.0.1"
+        if with_proxy:
+            print(
+                f"Users on {base}:{args.users_port}, the fault proxy on {base}:{args.proxy_port}"
+                f" (forwarding to Users), Orders on {base}:{args.orders_port} (calling Users"
+                " through the proxy); Ctrl-C stops all three.",
+                flush=True,
+            )
+        else:
+            print(
+                f"Users on {base}:{args.users_port}, Orders on {base}:{args.orders_port};"
+                " Ctrl-C stops both.",
+                flush=True,
+            )
+        fault_check.join()
+        if faults and faults[0]:
+            print(
+                f"Still set from before: {faults[0]}\n"
+                f"End it with: {manage_command()} simulate_outage clear",
+                flush=True,
+            )
+        while not stopping.wait(0.2):
+            if any(child.poll() is not None for child in children):
+                break  # one died: do not leave half a system running
+    elif waiting and not stopping.is_set() and all(c.poll() is None for c in children):
+        print(f"Not accepting connections after 60 s: {', '.join(waiting)}", file=sys.stderr)
     for child in children:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
@@ -85,8 +218,9 @@ def main() -> int:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
+    fault_check.join()
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM)]
-    return 1 if failed and not stopping.is_set() else 0
+    return 1 if (failed or waiting) and not stopping.is_set() else 0
 
 
 if __name__ == "__main__":

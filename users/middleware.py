@@ -1,6 +1,8 @@
 """Users-side middleware: honour the caller's deadline, and serve simulated outages.
 
-Both apply to the Users API (``/users/...``) only: admin, health and Orders are never hit.
+The HTTP-level ones only: a transport fault (down, reset, hang, ...) is the fault proxy's
+to serve (``users.fault_proxy``), so Users' own port stays healthy under one. Both apply
+to the Users API (``/users/...``) only: admin, health and Orders are never hit.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from project.problems import problem_response
 from project.resilience import DEADLINE_HEADER, Deadline
-from users.outages import Mode, outage_active, outage_hits_request
+from users.outages import TRANSPORT_MODES, Mode, outage_active, outage_hits_request
 
 API_PREFIX = "/users/"
 API_METHODS = frozenset({"GET", "HEAD"})
@@ -53,7 +55,7 @@ class SimulatedOutageMiddleware:
         if not settings.OUTAGE_SIMULATION:
             return self.get_response(request)
         outage = outage_active()
-        if outage is None or not outage_hits_request(outage):
+        if outage is None or outage.mode in TRANSPORT_MODES or not outage_hits_request(outage):
             return self.get_response(request)
 
         if outage.mode in (Mode.ERROR, Mode.FAIL_NEXT):

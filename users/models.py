@@ -20,14 +20,22 @@ class User(models.Model):
 
 class Outage(models.Model):
     """The one simulated fault (row ``pk=1``), in the database so that the command and
-    every server process agree on it; read on each Users API request.
+    every server process agree on it; read on each Users API request, and by the fault
+    proxy (``manage.py fault_proxy``) on each request it forwards.
     """
 
     class Mode(models.TextChoices):
+        # HTTP-level: served by Users itself (users.middleware)
         ERROR = "error", "error"
         SLOW = "slow", "slow"
         FAIL_NEXT = "fail-next", "fail-next"
         DRIP = "drip", "drip"
+        # Transport-level: served by the fault proxy in front of Users (users.fault_proxy)
+        DOWN = "down", "down"
+        RESET = "reset", "reset"
+        HANG = "hang", "hang"
+        TRUNCATE = "truncate", "truncate"
+        SLOW_BYTES = "slow-bytes", "slow-bytes"
 
     SINGLETON = 1
 
@@ -37,6 +45,11 @@ class Outage(models.Model):
     rate = models.FloatField(default=1.0, help_text="fraction of requests hit, 0..1")
     delay = models.FloatField(default=0.0, help_text="slow: delay; drip: interval (seconds)")
     remaining = models.PositiveIntegerField(null=True, blank=True, help_text="fail-next")
+    size = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="reset: after these response bytes; truncate: bytes; slow-bytes: bytes/s",
+    )
     started_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     hits = models.PositiveIntegerField(default=0)

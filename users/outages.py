@@ -17,11 +17,17 @@ from django.utils import timezone
 from users.models import Outage
 
 Mode = Outage.Mode
+#: Faults of the connection itself: served by the fault proxy in front of Users
+#: (``users.fault_proxy``), never by Users' middleware. The others are HTTP answers.
+TRANSPORT_MODES = frozenset({Mode.DOWN, Mode.RESET, Mode.HANG, Mode.TRUNCATE, Mode.SLOW_BYTES})
 
 
 @dataclass(frozen=True, slots=True)
 class FaultSpec:
-    """A fault to start. ``delay`` is the slow delay or the drip interval, in seconds."""
+    """A fault to start. ``delay`` is the slow delay or the drip interval, in seconds;
+    ``size`` the bytes after which ``reset`` resets or ``truncate`` cuts, or the bytes per
+    second of ``slow-bytes``.
+    """
 
     mode: str
     status: int = 502
@@ -30,6 +36,7 @@ class FaultSpec:
     delay: float = 0.0
     count: int | None = None
     duration: float | None = None
+    size: int | None = None
 
     def problems(self) -> list[str]:
         """What is wrong with this spec, in words a person can act on; empty if nothing."""
@@ -48,6 +55,14 @@ class FaultSpec:
             found.append(f"--retry-after must not be negative; got {self.retry_after}")
         if self.mode == Mode.FAIL_NEXT and (self.count is None or self.count < 1):
             found.append(f"fail-next needs a count of at least 1; got {self.count}")
+        if self.mode == Mode.DOWN and self.rate != 1.0:
+            found.append("down takes no --rate: a port either refuses connections or not")
+        if self.mode == Mode.TRUNCATE and self.size is None:
+            found.append("truncate needs --bytes N, the response bytes to let through")
+        if self.mode == Mode.SLOW_BYTES and (self.size is None or self.size < 1):
+            found.append(f"slow-bytes needs --bytes-per-second of at least 1; got {self.size}")
+        elif self.size is not None and self.size < 0:
+            found.append(f"a byte count must not be negative; got {self.size}")
         if self.duration is not None and self.duration <= 0:
             found.append(f"--for must be a positive number of seconds; got {self.duration:g}")
         return found
@@ -68,6 +83,7 @@ def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:
             "rate": spec.rate,
             "delay": spec.delay,
             "remaining": spec.count if spec.mode == Mode.FAIL_NEXT else None,
+            "size": spec.size if spec.mode in TRANSPORT_MODES else None,
             "started_at": now,
             "expires_at": now + timedelta(seconds=spec.duration) if spec.duration else None,
             "hits": 0,
@@ -127,6 +143,15 @@ def outage_describe(outage: Outage | None, *, now: datetime | None = None) -> st
         Mode.SLOW: f"slow, {outage.delay:g} s delay",
         Mode.FAIL_NEXT: f"fail-next, {outage.remaining} more request(s) fail with {outage.status}",
         Mode.DRIP: f"drip, a few bytes every {outage.delay:g} s",
+        Mode.DOWN: "down, connections refused",
+        Mode.RESET: (
+            f"reset after {outage.size} response byte(s)"
+            if outage.size
+            else "reset once the request has reached Users"
+        ),
+        Mode.HANG: "hang, requests read and never answered",
+        Mode.TRUNCATE: f"truncate, responses cut after {outage.size} byte(s)",
+        Mode.SLOW_BYTES: f"slow-bytes, responses sent at {outage.size} byte(s)/s",
     }[Mode(outage.mode)]
     if outage.retry_after is not None and outage.mode in (Mode.ERROR, Mode.FAIL_NEXT):
         what += f", Retry-After {outage.retry_after} s"
@@ -139,4 +164,9 @@ def outage_describe(outage: Outage | None, *, now: datetime | None = None) -> st
         left = f"{(outage.expires_at - now).total_seconds():.1f} s left"
     else:
         left = "expired"
-    return f"Simulated outage {state}: {what}; {left}; {outage.hits} request(s) hit."
+    if outage.mode == Mode.DOWN:
+        counted = "refused connections are not counted"  # the kernel refuses them, not us
+    else:
+        counted = f"{outage.hits} request(s) hit"
+    where = " (through the fault proxy)" if outage.mode in TRANSPORT_MODES else ""
+    return f"Simulated outage {state}: {what}{where}; {left}; {counted}."

@@ -31,3 +31,16 @@ def test_bench_smoke_run_measures_every_core_scenario_and_renders(tmp_path):
     page = report.render(results, tmp_path / "docs").read_text()
     assert "| 3 hard outage (502), 16 callers | p50 |" in page
     assert "Smoke run" in page
+
+
+def test_proxy_latency_smoke_measures_both_paths_and_renders(tmp_path):
+    from bench import proxy_latency
+
+    out = tmp_path / "proxy_latency.json"
+    results = proxy_latency.run(5, ["runserver"], out, max_seconds=60)
+    measured = results["runserver"]
+    assert measured["calls"] == 5
+    assert measured["direct"]["p50_ms"] > 0
+    assert measured["proxied"]["p50_ms"] > 0
+    section = "\n".join(report.proxy_latency(out))
+    assert "| Users under runserver |" in section

@@ -39,6 +39,12 @@ def stored() -> Outage | None:
             {"mode": "fail-next", "remaining": 3, "status": 504},
         ),
         (["drip", "--interval", "0.2"], {"mode": "drip", "delay": 0.2}),
+        (["down", "--for", "10"], {"mode": "down", "rate": 1.0, "size": None}),
+        (["reset"], {"mode": "reset", "size": 0}),
+        (["reset", "--after-bytes", "20", "--rate", "0.5"], {"size": 20, "rate": 0.5}),
+        (["hang", "--rate", "0.25"], {"mode": "hang", "rate": 0.25}),
+        (["truncate", "--bytes", "0"], {"mode": "truncate", "size": 0}),
+        (["slow-bytes", "--bytes-per-second", "50"], {"mode": "slow-bytes", "size": 50}),
     ],
 )
 def test_each_mode_stores_its_fault(args, expected):
@@ -114,6 +120,16 @@ def test_clear_ends_the_fault(client):
         (["fail-next", "many"], "invalid int"),
         (["drip", "--interval", "0"], "positive"),
         (["error", "--for", "0"], "positive"),
+        (["down", "--rate", "0.5"], "unrecognized arguments: --rate"),
+        (["reset", "--after-bytes", "-1"], "must not be negative"),
+        (["reset", "--after-bytes", "lots"], "invalid int"),
+        (["hang", "--rate", "2"], "between 0 and 1"),
+        (["truncate"], "--bytes"),
+        (["truncate", "--bytes", "-5"], "must not be negative"),
+        (["slow-bytes"], "--bytes-per-second"),
+        (["slow-bytes", "--bytes-per-second", "0"], "at least 1"),
+        (["slow-bytes", "--bytes-per-second", "-1"], "at least 1"),
+        (["hang", "--for", "-1"], "positive"),
     ],
 )
 def test_bad_arguments_are_a_clear_command_error_and_write_nothing(args, message):
@@ -142,3 +158,39 @@ def test_verbosity_zero_is_silent_but_still_acts():
     assert stored() is not None
     assert run("clear", verbosity=0) == ""
     assert stored() is None
+
+
+def test_a_command_error_is_one_line(capsys):
+    """What a person sees in a terminal: the message, no traceback."""
+    with pytest.raises(CommandError) as raised:
+        run("slow-bytes", "--bytes-per-second", "0")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "summary"),
+    [
+        (["down"], "down, connections refused (through the fault proxy)"),
+        (["reset"], "reset once the request has reached Users"),
+        (["reset", "--after-bytes", "9"], "reset after 9 response byte(s)"),
+        (["hang"], "hang, requests read and never answered"),
+        (["truncate", "--bytes", "7"], "truncate, responses cut after 7 byte(s)"),
+        (["slow-bytes", "--bytes-per-second", "3"], "responses sent at 3 byte(s)/s"),
+    ],
+)
+def test_status_names_each_transport_fault(args, summary):
+    run(*args)
+    assert summary in run("status")
+
+
+def test_down_says_refusals_are_not_counted():
+    run("down")
+    assert "refused connections are not counted" in run("status")
+
+
+def test_users_itself_ignores_transport_faults(client):
+    """Users' own port stays healthy: the fault proxy in front of it serves these."""
+    for args in (["down"], ["reset"], ["hang"], ["truncate", "--bytes", "0"]):
+        run(*args)
+        assert client.get("/users/1").status_code == 200
+    assert stored().hits == 0

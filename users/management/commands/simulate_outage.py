@@ -1,7 +1,9 @@
 """Make the running Users service misbehave, from another process, to watch Orders cope.
 
 The fault is written to the database; every Users server process applies it from its
-next request on. Faults given ``--for`` end by themselves.
+next request on. Faults given ``--for`` end by themselves. The transport faults (down,
+reset, hang, truncate, slow-bytes) are served by the fault proxy in front of Users
+(``manage.py fault_proxy``, started by ``make run``), which reads the same row.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ def _seconds(raw: str) -> float:
 
 
 class Command(BaseCommand):
-    help = "Simulate a Users outage: error, slow, fail-next, drip; or show status, clear."
+    help = (
+        "Simulate a Users outage: error, slow, fail-next, drip (Users answers badly); down, "
+        "reset, hang, truncate, slow-bytes (the fault proxy breaks the connection); "
+        "or show status, clear."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -71,6 +77,36 @@ class Command(BaseCommand):
         )
         drip.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
 
+        # Transport faults, served by the fault proxy (users.fault_proxy).
+        fault("down", "refuse connections, as when the Users process is gone (fault proxy)")
+        reset = fault("reset", "reset the connection once the request reached Users (fault proxy)")
+        reset.add_argument(
+            "--after-bytes",
+            dest="size",
+            type=int,
+            default=0,
+            metavar="N",
+            help="let N response bytes through first: a reset mid-response (default 0)",
+        )
+        reset.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+        hang = fault("hang", "read the request, never answer (fault proxy)")
+        hang.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+        truncate = fault("truncate", "cut the response after N bytes, close (fault proxy)")
+        truncate.add_argument(
+            "--bytes", dest="size", type=int, required=True, metavar="N", help="bytes let through"
+        )
+        truncate.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+        slow_bytes = fault("slow-bytes", "send every response byte at a slow rate (fault proxy)")
+        slow_bytes.add_argument(
+            "--bytes-per-second",
+            dest="size",
+            type=int,
+            required=True,
+            metavar="N",
+            help="the rate, status line and headers included",
+        )
+        slow_bytes.add_argument("--rate", type=float, default=1.0, help="fraction of requests hit")
+
         modes.add_parser("status", help="show the active fault, time left and requests hit")
         modes.add_parser("clear", help="end the fault now")
 
@@ -96,6 +132,7 @@ class Command(BaseCommand):
             delay=options.get("delay") or options.get("interval") or 0.0,
             count=options.get("count"),
             duration=options.get("duration"),
+            size=options.get("size"),
         )
         try:
             outage = outage_start(spec=spec)
