@@ -49,7 +49,8 @@ class Service:
 
     def command(self) -> list[str]:
         threads = int(self.env.get("GUNICORN_THREADS", "32"))
-        argv = server_command(self.server, self.port, threads=threads)
+        workers = int(self.env.get("GUNICORN_WORKERS", "1"))
+        argv = server_command(self.server, self.port, workers=workers, threads=threads)
         return [*argv, "--noreload"] if self.server == "runserver" else argv
 
     def start(self) -> Service:
@@ -77,6 +78,12 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no cleanup, as a crash or the OOM killer would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def pids(self) -> list[int]:
         """The process and its children (gunicorn's worker), for RSS readings."""
@@ -171,10 +178,20 @@ class Stack:
             "USERS_SERVICE_URL": f"http://127.0.0.1:{users_port}",
             **orders_env,
         }
+        self.tmp, self.server, self.orders_env = tmp, server, orders_env
         self.orders = Service("orders", orders_env, tmp, free_port(), server)
+        self.more_orders: list[Service] = []
         self.users.start()
         self.orders.start()
         self.session = requests.Session()
+
+    def add_orders(self, server: str | None = None, **env: str) -> Service:
+        """Another Orders instance on its own port, on the same database and Users."""
+        service = Service(
+            "orders", {**self.orders_env, **env}, self.tmp, free_port(), server or self.server
+        )
+        self.more_orders.append(service.start())
+        return service
 
     def manage(self, *args: str) -> str:
         return run_manage(self.env, *args)
@@ -193,5 +210,7 @@ class Stack:
 
     def stop(self) -> None:
         self.session.close()
+        for service in self.more_orders:
+            service.stop()
         self.orders.stop()
         self.users.stop()

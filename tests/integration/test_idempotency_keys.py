@@ -3,6 +3,7 @@ frees, expiry, a crashed request's claim reclaimed after the lock timeout, the p
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,7 +60,7 @@ def crashed_claim(key: str, fp: str, at: datetime) -> None:
         key=key,
         fingerprint=fp,
         state=IdempotencyRecord.State.IN_PROGRESS,
-        lock_token="00000000-0000-0000-0000-000000000001",
+        lock_token=uuid.uuid4(),
         locked_at=at,
         created_at=at,
         expires_at=at + timedelta(seconds=TTL),
