@@ -38,11 +38,18 @@ class Service:
     """One server process, its log in a file, restartable on the same port."""
 
     def __init__(
-        self, name: str, env: dict[str, str], log_dir: Path, port: int, server: str = "runserver"
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        port: int,
+        server: str = "runserver",
+        root: Path = ROOT,
     ) -> None:
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
         self.name, self.env, self.port, self.server = name, env, port, server
+        self.root = root  # the project tree served: this one, or another version's (bench)
         self.log_path = log_dir / f"{name}-{port}.log"
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,7 +63,7 @@ class Service:
     def start(self) -> Service:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -127,10 +134,10 @@ def base_env() -> dict[str, str]:
     }
 
 
-def run_manage(env: dict[str, str], *args: str) -> str:
+def run_manage(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -161,7 +168,9 @@ class Stack:
         orders_env: dict[str, str],
         server: str = "runserver",
         template: Path | None = None,
+        root: Path = ROOT,
     ) -> None:
+        self.root = root
         shared_url = os.environ.get("E2E_DATABASE_URL")
         sqlite = tmp / "stack.sqlite3"
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
@@ -171,7 +180,8 @@ class Stack:
             self.manage("migrate", "-v0")
             self.manage("simulate_outage", "clear")
         users_port = free_port()
-        self.users = Service("users", {**self.env, "SERVICES": "users"}, tmp, users_port, server)
+        users_env = {**self.env, "SERVICES": "users"}
+        self.users = Service("users", users_env, tmp, users_port, server, root)
         orders_env = {
             **self.env,
             "SERVICES": "orders",
@@ -179,7 +189,7 @@ class Stack:
             **orders_env,
         }
         self.tmp, self.server, self.orders_env = tmp, server, orders_env
-        self.orders = Service("orders", orders_env, tmp, free_port(), server)
+        self.orders = Service("orders", orders_env, tmp, free_port(), server, root)
         self.more_orders: list[Service] = []
         self.users.start()
         self.orders.start()
@@ -187,14 +197,13 @@ class Stack:
 
     def add_orders(self, server: str | None = None, **env: str) -> Service:
         """Another Orders instance on its own port, on the same database and Users."""
-        service = Service(
-            "orders", {**self.orders_env, **env}, self.tmp, free_port(), server or self.server
-        )
+        env = {**self.orders_env, **env}
+        service = Service("orders", env, self.tmp, free_port(), server or self.server, self.root)
         self.more_orders.append(service.start())
         return service
 
     def manage(self, *args: str) -> str:
-        return run_manage(self.env, *args)
+        return run_manage(self.env, *args, root=self.root)
 
     def get_orders(self, user_id: int = 1) -> tuple[requests.Response, float]:
         started = time.monotonic()
