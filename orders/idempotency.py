@@ -148,6 +148,7 @@ class IdempotencyKeys:
             return claimed
         token = claimed
         try:
+            idempotency_purge_expired(now=self._clock(), limit=PURGE_ON_WRITE)  # a few, cheap
             prepared = prepare()
             with transaction.atomic():
                 status, body = commit(prepared)
@@ -187,7 +188,6 @@ class IdempotencyKeys:
             except IntegrityError:  # the key exists: another request's, or an old one
                 pass
             else:
-                idempotency_purge_expired(now=now, limit=PURGE_ON_WRITE)
                 return token
             with transaction.atomic():
                 record = _RECORD.select_for_update().filter(key=key).first()
