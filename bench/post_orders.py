@@ -9,8 +9,9 @@ On one stack (Users and Orders under gunicorn, 1 worker x 32 threads, SQLite unl
 ``GET /orders/?user_id=1`` (reference: no write), ``POST /orders/`` without a key (one
 insert) and with a fresh key per request (claim, insert + complete). With
 ``--baseline-ref``, the same scenarios against that git revision of this project (the
-in-memory store) on its own stack in the same run. Figures go to bench/out/post_orders.json;
-``--docs`` also rewrites the "Creating orders" section of docs/benchmarks.md.
+in-memory store) on its own stack in the same run, the two measured in turn. Figures go
+to bench/out/post_orders.json; ``--docs`` also rewrites the "Creating orders" section of
+docs/benchmarks.md.
 Loopback only; every load is bounded in time; every process started is stopped.
 """
 
@@ -97,21 +98,35 @@ def load(url: str, send: Send, *, callers: int, seconds: float) -> dict[str, flo
     }
 
 
-def measure(stack: Stack, *, seconds: float, repeats: int) -> dict[str, Any]:
-    url = stack.orders.url
-    warm(f"{url}/orders/?user_id=1")
-    with requests.Session() as session:
-        for send in SENDERS.values():
-            send(session, url)
-    figures: dict[str, Any] = {}
+def measure(stacks: dict[str, Stack], *, seconds: float, repeats: int) -> dict[str, Any]:
+    """Every figure for every stack, interleaved (stack A, stack B, A, B, ...), so that
+    whatever else loads the machine meanwhile weighs on both alike."""
+    for stack in stacks.values():
+        warm(f"{stack.orders.url}/orders/?user_id=1")
+        with requests.Session() as session:
+            for send in SENDERS.values():
+                send(session, stack.orders.url)
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {name: {} for name in stacks}
     for callers in (1, 16):
-        for name in SCENARIOS:
-            runs = [
-                load(url, SENDERS[name], callers=callers, seconds=seconds) for _ in range(repeats)
-            ]
-            figures[f"{name}_{callers}"] = median_of(runs)
-            print(f"  {name:9} {callers:2} callers: {figures[f'{name}_{callers}']}", flush=True)
-    return figures
+        for scenario in SCENARIOS:
+            figure = f"{scenario}_{callers}"
+            for _ in range(repeats):
+                for name, stack in stacks.items():
+                    measured = load(
+                        stack.orders.url, SENDERS[scenario], callers=callers, seconds=seconds
+                    )
+                    runs[name].setdefault(figure, []).append(measured)
+            for name in stacks:
+                f = median_of(runs[name][figure])
+                print(
+                    f"  {name:9} {figure:11} {f['requests_per_second']:6.0f} req/s"
+                    f"  p99 {f['p99_ms']:6.1f} ms",
+                    flush=True,
+                )
+    return {
+        name: {figure: median_of(rs) for figure, rs in figures.items()}
+        for name, figures in runs.items()
+    }
 
 
 def baseline_tree(ref: str, into: Path) -> Path:
@@ -137,14 +152,15 @@ def run(*, seconds: float, repeats: int, baseline_ref: str | None) -> dict[str, 
         trees = {"database": ROOT}
         if baseline_ref:
             trees["in_memory"] = baseline_tree(baseline_ref, Path(tmp) / "baseline")
-        for name, root in trees.items():
-            print(f"[{name}] {root}", flush=True)
-            directory = Path(tmp) / f"stack-{name}"
-            directory.mkdir()
-            stack = Stack(directory, {"USERS_RETRIES": "0"}, "gunicorn", root=root)
-            try:
-                results["stacks"][name] = measure(stack, seconds=seconds, repeats=repeats)
-            finally:
+        stacks: dict[str, Stack] = {}
+        try:
+            for name, root in trees.items():
+                directory = Path(tmp) / f"stack-{name}"
+                directory.mkdir()
+                stacks[name] = Stack(directory, {"USERS_RETRIES": "0"}, "gunicorn", root=root)
+            results["stacks"] = measure(stacks, seconds=seconds, repeats=repeats)
+        finally:
+            for stack in stacks.values():
                 stack.stop()
     return results
 
