@@ -66,6 +66,8 @@ bench-smoke: $(VENV)/.installed
 	$(BIN)/python -m bench.run --smoke --out bench/out/smoke.json
 
 ## bench-orders: POST /orders/ throughput and p99 (~3 min): bench/out/post_orders.json and its
-## section of docs/benchmarks.md; BASELINE_REF=<git rev> adds that version on its own stack
+## section of docs/benchmarks.md; BASELINE_REF=<git rev> adds that version on its own stack,
+## BENCH_POSTGRES_URL=postgres://... this version on PostgreSQL too
 bench-orders: $(VENV)/.installed
-	$(BIN)/python -m bench.post_orders --docs $(if $(BASELINE_REF),--baseline-ref $(BASELINE_REF))
+	$(BIN)/python -m bench.post_orders --docs $(if $(BASELINE_REF),--baseline-ref $(BASELINE_REF)) \
+		$(if $(BENCH_POSTGRES_URL),--postgres $(BENCH_POSTGRES_URL))

@@ -2,6 +2,7 @@
 
     python -m bench.post_orders                          # ~2 min: this tree only
     python -m bench.post_orders --baseline-ref ec847e2   # + the in-memory version, same run
+    python -m bench.post_orders --postgres postgres://...   # + this version on PostgreSQL
     python -m bench.post_orders --smoke                  # seconds: CI keeps it working
 
 On one stack (Users and Orders under gunicorn, 1 worker x 32 threads, SQLite unless
@@ -53,7 +54,7 @@ def _get(session: requests.Session, url: str) -> requests.Response:
 
 def _post(session: requests.Session, url: str, key: bool = False) -> requests.Response:
     headers = {"Idempotency-Key": str(uuid.uuid4())} if key else {}
-    body = {"user_id": 1, "product": "Bench"}
+    body = {"user_id": 2, "product": "Bench"}  # not user 1: the GET reference stays as is
     return session.post(f"{url}/orders/", json=body, headers=headers, timeout=60)
 
 
@@ -139,25 +140,32 @@ def baseline_tree(ref: str, into: Path) -> Path:
     return into
 
 
-def run(*, seconds: float, repeats: int, baseline_ref: str | None) -> dict[str, Any]:
+def run(
+    *, seconds: float, repeats: int, baseline_ref: str | None, postgres_url: str | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine(),
         "database": "postgresql" if os.environ.get("E2E_DATABASE_URL") else "sqlite",
         "seconds": seconds,
         "repeats": repeats,
         "baseline_ref": baseline_ref,
+        "postgresql": bool(postgres_url),
         "stacks": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {"database": ROOT}
+        trees: dict[str, tuple[Path, str | None]] = {"database": (ROOT, None)}
+        if postgres_url:
+            trees["postgresql"] = (ROOT, postgres_url)
         if baseline_ref:
-            trees["in_memory"] = baseline_tree(baseline_ref, Path(tmp) / "baseline")
+            trees["in_memory"] = (baseline_tree(baseline_ref, Path(tmp) / "baseline"), None)
         stacks: dict[str, Stack] = {}
         try:
-            for name, root in trees.items():
+            for name, (root, url) in trees.items():
                 directory = Path(tmp) / f"stack-{name}"
                 directory.mkdir()
-                stacks[name] = Stack(directory, {"USERS_RETRIES": "0"}, "gunicorn", root=root)
+                stacks[name] = Stack(
+                    directory, {"USERS_RETRIES": "0"}, "gunicorn", root=root, database_url=url
+                )
             results["stacks"] = measure(stacks, seconds=seconds, repeats=repeats)
         finally:
             for stack in stacks.values():
@@ -169,7 +177,9 @@ def section(results: dict[str, Any]) -> str:
     """The Markdown section for docs/benchmarks.md."""
     stacks = results["stacks"]
     m = results["machine"]
-    columns = [("database", "database-backed (this version)")]
+    columns = [("database", f"this version, {results['database']}")]
+    if "postgresql" in stacks:
+        columns.append(("postgresql", "this version, postgresql"))
     if "in_memory" in stacks:
         columns.append(("in_memory", f"in memory (`{results['baseline_ref']}`)"))
     lines = [
@@ -178,9 +188,10 @@ def section(results: dict[str, Any]) -> str:
         "",
         "What storing created orders and Idempotency-Keys in the database costs, measured",
         "by `python -m bench.post_orders"
-        + (f" --baseline-ref {results['baseline_ref']}`" if results["baseline_ref"] else "`")
+        + (f" --baseline-ref {results['baseline_ref']}" if results["baseline_ref"] else "")
+        + (" --postgres URL`" if results["postgresql"] else "`")
         + f" on {m['cpus']} CPUs, {m['date']}: both services under gunicorn (1 worker,",
-        f"32 threads), {results['database']}, callers that never pause, {results['seconds']:g} s"
+        f"32 threads), callers that never pause, {results['seconds']:g} s"
         f" per figure, median of {results['repeats']}. Each POST with a key uses a new key.",
         "",
         "| Request | Callers | "
@@ -216,11 +227,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per figure (default 5)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--baseline-ref", help="git revision of the in-memory version to compare")
+    parser.add_argument("--postgres", metavar="URL", help="also this version on PostgreSQL")
     parser.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md's section")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     seconds, repeats = (0.3, 1) if args.smoke else (args.seconds, args.repeats)
-    results = run(seconds=seconds, repeats=repeats, baseline_ref=args.baseline_ref)
+    results = run(
+        seconds=seconds,
+        repeats=repeats,
+        baseline_ref=args.baseline_ref,
+        postgres_url=args.postgres,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(section(results))

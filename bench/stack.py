@@ -158,7 +158,8 @@ def migrated_sqlite(directory: Path) -> Path:
 class Stack:
     """Users and Orders on free ports sharing one database, and ``manage.py`` beside them.
 
-    The database is ``E2E_DATABASE_URL`` if set (migrated, any fault cleared), else a copy
+    The database is ``database_url`` or ``E2E_DATABASE_URL`` if set (migrated, any fault
+    cleared), else a copy
     of ``template`` (from ``migrated_sqlite``), else a new SQLite file in ``tmp``.
     """
 
@@ -169,9 +170,10 @@ class Stack:
         server: str = "runserver",
         template: Path | None = None,
         root: Path = ROOT,
+        database_url: str | None = None,
     ) -> None:
         self.root = root
-        shared_url = os.environ.get("E2E_DATABASE_URL")
+        shared_url = database_url or os.environ.get("E2E_DATABASE_URL")
         sqlite = tmp / "stack.sqlite3"
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
         if template is not None and not shared_url:
