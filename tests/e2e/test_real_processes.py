@@ -44,7 +44,11 @@ def test_users_log_reproduces_the_tutorials_table(stack):
 
 
 def test_breaker_opens_fails_fast_and_recovers_after_the_reset(stack):
-    s = stack(USERS_RETRIES="0", USERS_BREAKER_RESET="1")
+    """The reset (3 s) outlasts the ``manage.py`` process that reads the hit count while
+    the breaker is open (about 1.5 s on a loaded 2-core machine; with a 1 s reset the
+    breaker had half-opened before the checking request)."""
+    reset = 3
+    s = stack(USERS_RETRIES="0", USERS_BREAKER_RESET=str(reset))
     s.manage("simulate_outage", "error", "--status", "502")
     codes = [s.get_orders(1)[0].json()["code"] for _ in range(8)]
     assert codes[:5] == ["users_unavailable"] * 5
@@ -52,14 +56,14 @@ def test_breaker_opens_fails_fast_and_recovers_after_the_reset(stack):
     hits_when_open = s.hits()
     response, elapsed = s.get_orders(1)
     assert response.json()["code"] == "users_circuit_open"
-    assert response.headers["Retry-After"] == "1"
+    assert 1 <= int(response.headers["Retry-After"]) <= reset
     assert elapsed < 0.2
     assert s.hits() == hits_when_open  # Users was not called
 
     s.manage("simulate_outage", "clear")
     cleared = time.monotonic()
     while s.get_orders(1)[0].status_code != HTTPStatus.OK:
-        assert time.monotonic() - cleared <= 1 + 1, "not recovered within reset + 1 s"
+        assert time.monotonic() - cleared <= reset + 1, "not recovered within reset + 1 s"
         time.sleep(0.05)
     assert "breaker_closed" in s.orders.log() or "probe succeeded" in s.orders.log()
 
