@@ -7,7 +7,7 @@ USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
 
-.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke browser
+.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -71,3 +71,10 @@ bench: $(VENV)/.bench-installed
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)
 bench-smoke: $(VENV)/.installed
 	$(BIN)/python -m bench.run --smoke --out bench/out/smoke.json
+
+## bench-orders: POST /orders/ throughput and p99 (~3 min): bench/out/post_orders.json and its
+## section of docs/benchmarks.md; BASELINE_REF=<git rev> adds that version on its own stack,
+## BENCH_POSTGRES_URL=postgres://... this version on PostgreSQL too
+bench-orders: $(VENV)/.installed
+	$(BIN)/python -m bench.post_orders --docs $(if $(BASELINE_REF),--baseline-ref $(BASELINE_REF)) \
+		$(if $(BENCH_POSTGRES_URL),--postgres $(BENCH_POSTGRES_URL))

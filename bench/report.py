@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.post_orders import BEGIN as POST_BEGIN
+from bench.post_orders import END as POST_END
 from bench.run import FIGURES, RESULTS, figures
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -287,6 +289,14 @@ def proxy_latency(path: Path) -> list[str]:
     ]
 
 
+def kept_sections(path: Path) -> list[str]:
+    """Sections other scripts write into the page (``bench.post_orders``): kept as they are."""
+    old = path.read_text() if path.exists() else ""
+    if POST_BEGIN not in old or POST_END not in old:
+        return []
+    return [POST_BEGIN + old.split(POST_BEGIN, 1)[1].split(POST_END, 1)[0] + POST_END, ""]
+
+
 def render(results: dict[str, Any], docs: Path) -> Path:
     docs.mkdir(exist_ok=True)
     m = results["machine"]
@@ -333,6 +343,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
             "",
         ]
     path = docs / "benchmarks.md"
+    lines += kept_sections(path)
     path.write_text("\n".join(lines))
     return path
 

@@ -69,11 +69,13 @@ class Service:
         port: int,
         server: str = "runserver",
         argv: list[str] | None = None,
+        root: Path = ROOT,
     ) -> None:
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
         self.name, self.env, self.port, self.server = name, env, port, server
         self.argv = argv  # another program than a server of this project (the proxy)
+        self.root = root  # the project tree served: this one, or another version's (bench)
         self.log_path = log_dir / f"{name}-{port}.log"
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,14 +84,15 @@ class Service:
         if self.argv is not None:
             return self.argv
         threads = int(self.env.get("GUNICORN_THREADS", "32"))
-        argv = server_command(self.server, self.port, threads=threads)
+        workers = int(self.env.get("GUNICORN_WORKERS", "1"))
+        argv = server_command(self.server, self.port, workers=workers, threads=threads)
         return [*argv, "--noreload"] if self.server == "runserver" else argv
 
     def start(self) -> Service:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command(),
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -124,6 +127,12 @@ class Service:
                 self.process.wait()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)  # whatever of the group outlived its leader
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no cleanup, as a crash or the OOM killer would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def pids(self) -> list[int]:
         """The process and its children (gunicorn's worker), for RSS readings."""
@@ -167,10 +176,10 @@ def base_env() -> dict[str, str]:
     }
 
 
-def run_manage(env: dict[str, str], *args: str) -> str:
+def run_manage(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -191,8 +200,9 @@ def migrated_sqlite(directory: Path) -> Path:
 class Stack:
     """Users and Orders on free ports sharing one database, and ``manage.py`` beside them.
 
-    The database is ``E2E_DATABASE_URL`` if set (migrated, any fault cleared), else a copy
-    of ``template`` (from ``migrated_sqlite``), else a new SQLite file in ``tmp``.
+    The database is ``database_url`` or ``E2E_DATABASE_URL`` if set (migrated, any fault
+    cleared), else a copy of ``template`` (from ``migrated_sqlite``), else a new SQLite file
+    in ``tmp``. ``proxy`` puts the fault proxy between Orders and Users.
     """
 
     def __init__(
@@ -202,8 +212,11 @@ class Stack:
         server: str = "runserver",
         template: Path | None = None,
         proxy: bool = False,
+        root: Path = ROOT,
+        database_url: str | None = None,
     ) -> None:
-        shared_url = os.environ.get("E2E_DATABASE_URL")
+        self.root = root
+        shared_url = database_url or os.environ.get("E2E_DATABASE_URL")
         sqlite = tmp / "stack.sqlite3"
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
         if template is not None and not shared_url:
@@ -212,7 +225,8 @@ class Stack:
             self.manage("migrate", "-v0")
             self.manage("simulate_outage", "clear")
         users_port = free_port()
-        self.users = Service("users", {**self.env, "SERVICES": "users"}, tmp, users_port, server)
+        users_env = {**self.env, "SERVICES": "users"}
+        self.users = Service("users", users_env, tmp, users_port, server, root=root)
         self.proxy: Service | None = None
         if proxy:
             proxy_port = free_port()
@@ -220,22 +234,33 @@ class Stack:
                 *(sys.executable, "manage.py", "fault_proxy"),
                 *("--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{users_port}"),
             ]
-            self.proxy = Service("proxy", self.env, tmp, proxy_port, argv=argv)
+            self.proxy = Service("proxy", self.env, tmp, proxy_port, argv=argv, root=root)
         orders_env = {
             **self.env,
             "SERVICES": "orders",
             "USERS_SERVICE_URL": (self.proxy or self.users).url,
             **orders_env,
         }
-        self.orders = Service("orders", orders_env, tmp, free_port(), server)
+        self.tmp, self.server, self.orders_env = tmp, server, orders_env
+        self.orders = Service("orders", orders_env, tmp, free_port(), server, root=root)
+        self.more_orders: list[Service] = []
         self.users.start()
         if self.proxy is not None:
             self.proxy.start()
         self.orders.start()
         self.session = requests.Session()
 
+    def add_orders(self, server: str | None = None, **env: str) -> Service:
+        """Another Orders instance on its own port, on the same database and Users."""
+        env = {**self.orders_env, **env}
+        service = Service(
+            "orders", env, self.tmp, free_port(), server or self.server, root=self.root
+        )
+        self.more_orders.append(service.start())
+        return service
+
     def manage(self, *args: str) -> str:
-        return run_manage(self.env, *args)
+        return run_manage(self.env, *args, root=self.root)
 
     def get_orders(self, user_id: int = 1) -> tuple[requests.Response, float]:
         started = time.monotonic()
@@ -261,6 +286,8 @@ class Stack:
 
     def stop(self) -> None:
         self.session.close()
+        for service in self.more_orders:
+            service.stop()
         self.orders.stop()
         if self.proxy is not None:
             self.proxy.stop()

@@ -1,57 +1,29 @@
-"""The Orders service's in-memory orders: the tutorial's, plus those created by POST.
+"""The tutorial's seven orders: a module-level list, as in the tutorial.
 
-In memory as in the tutorial, so per process: with several Orders processes each has its
-own list (a real service would use its database). Order 7 belongs to user 3, who has no
-Users record: GET then answers with the user stub ``{"id": 3}``, as the tutorial does.
+Orders created through ``POST /orders/`` are rows of ``orders.models.Order`` in the
+database every Orders process shares; their ids start after ``SEED_MAX_ID``, so the two
+never collide. Order 7 belongs to user 3, who has no Users record: GET then answers with
+the user stub ``{"id": 3}``, as the tutorial does.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-SEED: tuple[tuple[int, int, str], ...] = (
-    (1, 1, "Apple IPhone"),
-    (2, 2, "Macbook"),
-    (3, 1, "Wireless Charger"),
-    (4, 2, "Book 1"),
-    (5, 2, "Book 2"),
-    (6, 2, "Book 3"),
-    (7, 3, "Book 3"),
-)
+ORDERS: list[dict[str, Any]] = [
+    {"id": 1, "user": 1, "product": "Apple IPhone"},
+    {"id": 2, "user": 2, "product": "Macbook"},
+    {"id": 3, "user": 1, "product": "Wireless Charger"},
+    {"id": 4, "user": 2, "product": "Book 1"},
+    {"id": 5, "user": 2, "product": "Book 2"},
+    {"id": 6, "user": 2, "product": "Book 3"},
+    {"id": 7, "user": 3, "product": "Book 3"},
+]
+
+#: Created orders get ids above this (see ``orders/migrations/0002_reserve_seed_ids.py``).
+SEED_MAX_ID: int = max(order["id"] for order in ORDERS)
 
 
-class OrderStore:
-    """A list of orders behind a lock: appends are atomic, ids never repeat."""
-
-    def __init__(self, seed: tuple[tuple[int, int, str], ...] = SEED) -> None:
-        self._seed = seed
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        """Back to the seed (tests)."""
-        with self._lock:
-            self._orders = [{"id": i, "user": u, "product": p} for i, u, p in self._seed]
-
-    def for_user(self, user_id: int) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(order) for order in self._orders if order["user"] == user_id]
-
-    def add(self, *, user_id: int, product: str) -> dict[str, Any]:
-        with self._lock:
-            order = {"id": self._orders[-1]["id"] + 1, "user": user_id, "product": product}
-            self._orders.append(order)
-            return dict(order)
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self._orders)
-
-
-ORDERS = OrderStore()
-
-
-def orders_for_user(*, user_id: int) -> list[dict[str, Any]]:
-    """The user's orders, as fresh dicts (callers may serialise or change them)."""
-    return ORDERS.for_user(user_id)
+def seed_orders_for_user(*, user_id: int) -> list[dict[str, Any]]:
+    """The user's tutorial orders, as fresh dicts (callers may serialise or change them)."""
+    return [dict(order) for order in ORDERS if order["user"] == user_id]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from django.conf import settings
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -13,14 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.idempotency import (
-    KEY_HEADER,
-    KEY_SCHEMA,
-    REPLAYED_HEADER,
-    IdempotencyStore,
-    fingerprint,
-    parse_key,
-)
+from orders.idempotency import KEY_HEADER, KEY_SCHEMA, REPLAYED_HEADER, parse_key
 from orders.selectors import order_list_for_user
 from orders.services import order_create
 from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
@@ -28,8 +19,6 @@ from project.resilience import DEADLINE_HEADER, Deadline
 
 #: Ids are 32-bit here; anything larger is a client bug, not a user to look up.
 MAX_USER_ID = 2**31 - 1
-
-IDEMPOTENCY = IdempotencyStore(ttl=settings.IDEMPOTENCY_KEY_TTL)
 
 
 class OrderListQuery(serializers.Serializer):
@@ -123,7 +112,8 @@ class OrderListView(APIView):
                 OpenApiParameter.HEADER,
                 description="Same key and body: the first response, replayed, no second order."
                 " Same key, other body: 422. Same key while the first runs: 409."
-                " Keys are kept for IDEMPOTENCY_KEY_TTL seconds (default 24 h).",
+                " Keys are kept for IDEMPOTENCY_KEY_TTL seconds (default 24 h), in the"
+                " database every Orders process shares.",
             ),
             OpenApiParameter(
                 REPLAYED_HEADER,
@@ -155,13 +145,7 @@ class OrderListView(APIView):
         key = parse_key(request.headers.get(KEY_HEADER))
         deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER))
 
-        def create() -> tuple[int, dict[str, Any]]:
-            return 201, order_create(**body.validated_data, deadline=deadline)
-
-        if key is None:
-            status, order = create()
-            return Response(order, status=status)
-        stored = IDEMPOTENCY.run_once(key, fingerprint(body.validated_data), create)
+        stored = order_create(**body.validated_data, deadline=deadline, idempotency_key=key)
         response = Response(stored.body, status=stored.status)
         if stored.replayed:
             response[REPLAYED_HEADER] = "true"

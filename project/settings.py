@@ -61,6 +61,17 @@ USERS_CLIENT = env_str("USERS_CLIENT", "orders.users_client.user_get")
 #: Upstreams Orders calls; each dict is the keyword arguments of an ``UpstreamConfig``.
 UPSTREAMS = {"users": upstream_settings("USERS", base_url="http://127.0.0.1:8200")}
 
+#: Seconds after which a key still "in progress" is taken to be a crashed request's and is
+#: reclaimed by the next request with it. Above the longest an Orders request may run: the
+#: Users deadline, plus room for the database writes.
+IDEMPOTENCY_LOCK_TIMEOUT = env_float(
+    "IDEMPOTENCY_LOCK_TIMEOUT", float(UPSTREAMS["users"]["deadline"]) + 5.0
+)
+if IDEMPOTENCY_LOCK_TIMEOUT <= 0:
+    raise ImproperlyConfigured(
+        f"IDEMPOTENCY_LOCK_TIMEOUT must be > 0 seconds; got {IDEMPOTENCY_LOCK_TIMEOUT}"
+    )
+
 INSTALLED_APPS = [
     "project",  # before staticfiles: its runserver (TCP_NODELAY) must win
     "django_prometheus",

@@ -10,3 +10,14 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "insecure-key-for-tests-only")
 os.environ.setdefault("OUTAGE_SIMULATION", "1")
 
 from project.settings import *  # noqa: F403
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not Django's shared-cache in-memory database: there, concurrent writers (the
+    # live server's threads creating orders) get "database table is locked" at once
+    # instead of waiting their turn; a file in WAL mode queues them as production does.
+    import tempfile
+    from pathlib import Path
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"resilient-tests-{os.getpid()}.sqlite3")
+    }

@@ -44,3 +44,19 @@ def test_proxy_latency_smoke_measures_both_paths_and_renders(tmp_path):
     assert measured["proxied"]["p50_ms"] > 0
     section = "\n".join(report.proxy_latency(out))
     assert "| Users under runserver |" in section
+
+
+def test_post_orders_bench_runs_and_its_section_survives_the_report(tmp_path):
+    from bench import post_orders
+
+    results = post_orders.run(seconds=0.2, repeats=1, baseline_ref=None)
+    for name in post_orders.SCENARIOS:
+        for callers in (1, 16):
+            assert results["stacks"]["database"][f"{name}_{callers}"]["ok_ratio"] == 1.0
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n")
+    post_orders.write_docs(post_orders.section(results), page)
+    assert "| POST, new key each | 16 |" in page.read_text()
+    kept = report.kept_sections(page)
+    assert kept
+    assert "| POST, new key each | 16 |" in kept[0]

@@ -44,3 +44,17 @@ def test_faults_cannot_be_added_or_edited_by_hand(admin_client):
     )
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert Outage.objects.get().status == 502
+
+
+def test_created_orders_and_keys_are_listed_read_only(admin_client):
+    from orders.models import IdempotencyRecord, Order
+
+    order = Order.objects.create(user_id=1, product="Admin Pen")
+    page = admin_client.get("/admin/orders/order/")
+    assert page.status_code == HTTPStatus.OK
+    assert b"Admin Pen" in page.content
+    assert admin_client.get("/admin/orders/order/add/").status_code == HTTPStatus.FORBIDDEN
+    assert admin_client.get("/admin/orders/idempotencyrecord/").status_code == HTTPStatus.OK
+    response = admin_client.post(f"/admin/orders/order/{order.pk}/change/", {"product": "x"})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not IdempotencyRecord.objects.exists()

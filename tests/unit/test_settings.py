@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,27 @@ def test_the_readme_documents_every_upstream_variable():
     for field in dataclasses.fields(UpstreamConfig):
         if field.name not in ("name", "base_url"):
             assert f"`USERS_{field.name.upper()}`" in text, field.name
+
+
+def _settings_value(env: dict[str, str], name: str) -> subprocess.CompletedProcess[str]:
+    """Import the real settings module in a fresh interpreter with ``env`` set."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import project.settings as s; print(s.{name})"],
+        cwd=README.parent,
+        env={**os.environ, "DJANGO_SECRET_KEY": "x", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_lock_timeout_defaults_above_the_users_deadline():
+    done = _settings_value({"USERS_DEADLINE": "7"}, "IDEMPOTENCY_LOCK_TIMEOUT")
+    assert done.stdout.strip() == "12.0", done.stderr
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "soon"])
+def test_a_bad_lock_timeout_is_refused_by_name(raw):
+    done = _settings_value({"IDEMPOTENCY_LOCK_TIMEOUT": raw}, "IDEMPOTENCY_LOCK_TIMEOUT")
+    assert done.returncode != 0
+    assert "IDEMPOTENCY_LOCK_TIMEOUT" in done.stderr
