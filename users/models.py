@@ -13,6 +13,8 @@ class User(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Not "user": the admin lists contrib.auth's login accounts as "Users" already.
+        verbose_name = "shop user"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.pk})"
@@ -53,6 +55,9 @@ class Outage(models.Model):
     started_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "simulated outage"
 
     def __str__(self) -> str:
         return f"simulated {self.mode}"

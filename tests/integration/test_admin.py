@@ -58,3 +58,11 @@ def test_created_orders_and_keys_are_listed_read_only(admin_client):
     response = admin_client.post(f"/admin/orders/order/{order.pk}/change/", {"product": "x"})
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_the_admin_index_names_each_thing_once(admin_client):
+    """Shop users (the Users API's) and login accounts (contrib.auth) are not both "Users"."""
+    page = admin_client.get("/admin/").content.decode()
+    assert page.count(">Users</a>") == 1  # contrib.auth's accounts
+    assert ">Shop users</a>" in page
+    assert ">Simulated outages</a>" in page
