@@ -21,8 +21,8 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
-            "(for local development set DJANGO_DEBUG=1, as `make run` does)"
+            "DJANGO_SECRET_KEY is required with production settings (DJANGO_DEBUG off); "
+            "for development use `make run`, or DJANGO_DEBUG=1"
         )
     SECRET_KEY = "django-insecure-development-only"  # noqa: S105 - DEBUG only
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])

@@ -96,6 +96,21 @@ def active_fault(env: dict[str, str]) -> str | None:
     return line if done.returncode == 0 and line.startswith("Simulated outage active") else None
 
 
+def settings_problem(env: dict[str, str]) -> str | None:
+    """Why production settings will not load (no secret key, a malformed variable), in
+    ``manage.py``'s one line; ``None`` if they do. Checked before any server starts, so
+    ``make serve`` fails with that line instead of one traceback per worker."""
+    done = subprocess.run(  # noqa: S603 - our own fixed command line
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "project.settings"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return (done.stderr.strip() or "manage.py check failed") if done.returncode else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users-port", type=int, default=8200)
@@ -112,6 +127,12 @@ def main() -> int:
     with_proxy = env.get("FAULT_PROXY", "1" if args.server == "runserver" else "0") == "1"
     users_via = args.proxy_port if with_proxy else args.users_port
     env.setdefault("USERS_SERVICE_URL", f"http://127.0.0.1:{users_via}")
+
+    if args.server == "gunicorn":  # production settings: refuse now, in one line, if they do
+        problem = settings_problem(env)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
 
     ports = {"users": args.users_port, "orders": args.orders_port}
     if with_proxy:

@@ -40,6 +40,22 @@ def launcher_env(tmp_path: Path, template: Path) -> dict[str, str]:
     return {**env, "DATABASE_URL": f"sqlite:///{database}", "PYTHONUNBUFFERED": "1"}
 
 
+def test_make_serve_without_a_secret_key_is_one_line_and_exit_1(tmp_path, sqlite_template):
+    """Production settings (gunicorn) refuse to start without DJANGO_SECRET_KEY: one line."""
+    env = launcher_env(tmp_path, sqlite_template)
+    done = subprocess.run(
+        [*argv(free_port(), free_port(), free_port()), "--server", "gunicorn"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""  # no banner, no server started
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "DJANGO_SECRET_KEY is required" in done.stderr
+
+
 def test_a_taken_port_is_one_line_and_exit_1_before_anything_starts(tmp_path, sqlite_template):
     env = launcher_env(tmp_path, sqlite_template)
     users, proxy = free_port(), free_port()
