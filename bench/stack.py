@@ -11,6 +11,7 @@ group, stopped as a whole: no gunicorn worker or reloader child outlives a test.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -189,6 +191,75 @@ def run_manage(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
     return done.stdout
 
 
+#: What the console runs: each stdin line a JSON list of ``manage.py`` arguments, each answer
+#: one JSON line behind a record separator (log lines share its stdout). ``call_command``
+#: parses the arguments with the command's own parser, as the CLI does.
+_CONSOLE = """
+import contextlib, io, json, sys
+from django.core.management import call_command
+for line in sys.stdin:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):  # print() too, as in ``shell -c``
+            call_command(*json.loads(line), stdout=out, stderr=out)
+        answer = {"ok": True, "out": out.getvalue()}
+    except (Exception, SystemExit) as exc:
+        answer = {"ok": False, "out": out.getvalue() + f"{type(exc).__name__}: {exc}"}
+    sys.stdout.write(chr(30) + json.dumps(answer) + chr(10))
+    sys.stdout.flush()
+"""
+
+
+class ManageConsole:
+    """``manage.py`` commands run in one long-lived process of their own.
+
+    A fresh ``manage.py`` costs about a second of start-up (two on a busy machine); the
+    fault matrix and the benchmarks set and read faults dozens of times. This is still a
+    separate process on the same database, running the same commands, so the servers see
+    exactly what a person's second terminal would make them see.
+    """
+
+    def __init__(self, env: dict[str, str], root: Path = ROOT) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "--no-startup", "-c", _CONSOLE],
+            cwd=root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._lock = threading.Lock()
+
+    def run(self, *args: str) -> str:
+        """The command's output; ``RuntimeError`` with its output if it failed."""
+        with self._lock:
+            assert self._process.stdin is not None
+            assert self._process.stdout is not None
+            self._process.stdin.write(json.dumps(args) + "\n")
+            self._process.stdin.flush()
+            line = "-"
+            while line and not line.startswith("\x1e"):  # skip its log lines
+                line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the manage.py console exited ({self._process.poll()})")
+        answer = json.loads(line[1:])
+        if not answer["ok"]:
+            raise RuntimeError(f"manage.py {' '.join(args)}: {answer['out']}")
+        return answer["out"]
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()  # its loop ends; it exits
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
 def migrated_sqlite(directory: Path) -> Path:
     """A migrated, seeded SQLite file to copy for each stack: one ``migrate``, not one each."""
     path = directory / "template.sqlite3"
@@ -221,7 +292,8 @@ class Stack:
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
         if template is not None and not shared_url:
             shutil.copyfile(template, sqlite)
-        else:
+        self.console = ManageConsole(self.env, root)
+        if template is None or shared_url:
             self.manage("migrate", "-v0")
             self.manage("simulate_outage", "clear")
         users_port = free_port()
@@ -244,11 +316,15 @@ class Stack:
         self.tmp, self.server, self.orders_env = tmp, server, orders_env
         self.orders = Service("orders", orders_env, tmp, free_port(), server, root=root)
         self.more_orders: list[Service] = []
-        self.users.start()
-        if self.proxy is not None:
-            self.proxy.start()
-        self.orders.start()
         self.session = requests.Session()
+        try:
+            self.users.start()
+            if self.proxy is not None:
+                self.proxy.start()
+            self.orders.start()
+        except BaseException:
+            self.stop()  # what did start, and the console: nothing outlives a failed start
+            raise
 
     def add_orders(self, server: str | None = None, **env: str) -> Service:
         """Another Orders instance on its own port, on the same database and Users."""
@@ -260,7 +336,8 @@ class Stack:
         return service
 
     def manage(self, *args: str) -> str:
-        return run_manage(self.env, *args, root=self.root)
+        """``manage.py ARGS`` against this stack's database; its output."""
+        return self.console.run(*args)
 
     def get_orders(self, user_id: int = 1) -> tuple[requests.Response, float]:
         started = time.monotonic()
@@ -286,6 +363,7 @@ class Stack:
 
     def stop(self) -> None:
         self.session.close()
+        self.console.close()
         for service in self.more_orders:
             service.stop()
         self.orders.stop()
