@@ -88,6 +88,18 @@ class Guard:
         for sock in socks:
             _cut(sock)
 
+    def let_go(self, sock: socket.socket) -> bool:
+        """``sock``'s connection goes back to the pool: stop watching it, since another call
+        may take it next. ``False`` if it was cut: then it must be closed, not pooled.
+        """
+        with self._lock:
+            if sock not in self._socks:
+                return True
+            if self.fired:
+                return False
+            self._socks = [s for s in self._socks if s is not sock]
+            return True
+
     def disarm(self) -> bool:
         """The exchange is over: stop watching. Returns ``fired``, final from now on."""
         with self._lock:
@@ -209,11 +221,25 @@ class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
     pass
 
 
-class _GuardedHTTPConnectionPool(HTTPConnectionPool):
+class _GuardedPool:
+    """Mixin for urllib3 pools: the one gate back into the pool. urllib3 returns a fully
+    read connection by itself, while the call's guard is still armed: the guard lets go of
+    it then, and a connection the deadline cut is closed instead of pooled.
+    """
+
+    def _put_conn(self, conn: Any) -> None:
+        guard = _CURRENT.get()
+        sock = getattr(conn, "sock", None)
+        if guard is not None and sock is not None and not guard.let_go(sock):
+            conn.close()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _GuardedHTTPConnectionPool(_GuardedPool, HTTPConnectionPool):
     ConnectionCls = _GuardedHTTPConnection
 
 
-class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+class _GuardedHTTPSConnectionPool(_GuardedPool, HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
