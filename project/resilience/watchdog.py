@@ -130,6 +130,7 @@ class Watchdog:
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._stale = 0  # disarmed entries still in the heap (about)
 
     @contextmanager
     def guard(self, seconds: float) -> Iterator[Guard]:
@@ -141,6 +142,17 @@ class Watchdog:
         finally:
             _CURRENT.reset(token)
             guard.disarm()
+            self._forget()
+
+    def _forget(self) -> None:
+        """Compact the heap once most of it is disarmed: at thousands of calls a second,
+        waiting for each entry to reach the top would keep seconds' worth of them."""
+        with self._cond:
+            self._stale += 1
+            if self._stale > 1024 and 2 * self._stale > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._stale = 0
 
     def arm(self, seconds: float) -> Guard:
         guard = Guard(self._clock() + seconds)
@@ -166,6 +178,7 @@ class Watchdog:
             with self._cond:
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)  # disarmed: nothing to do
+                    self._stale = max(0, self._stale - 1)
                 if not self._heap:
                     self._cond.wait(self._idle)
                     if not self._heap:

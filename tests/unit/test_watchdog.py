@@ -116,3 +116,12 @@ def test_unguarded_never_fires(pair):
     with unguarded(0.0) as guard:
         guard.watch(ours)
     assert not guard.fired
+
+
+def test_disarmed_deadlines_do_not_pile_up():
+    """Thousands of calls a second, each with a 60 s deadline: the heap stays small."""
+    watchdog = Watchdog()
+    for _ in range(10_000):
+        with watchdog.guard(60):
+            pass
+    assert len(watchdog._heap) <= 2 * 1024 + 2
