@@ -251,8 +251,8 @@ class RetryManager:
         url = cfg.base_url.rstrip("/") + path
         headers = CaseInsensitiveDict(headers or {})  # RFC 9110: names are case-insensitive
         own = Deadline.after(cfg.deadline, self._clock)
-        tighter = deadline is not None and deadline.remaining() < own.remaining()
-        deadline = deadline if tighter and deadline is not None else own
+        caller, deadline = deadline, own if deadline is None else deadline.earliest(own.remaining())
+        tighter = deadline is caller  # the caller's deadline binds, not the configured one
         retry = cfg.retry_policy(idempotency_key=IDEMPOTENCY_HEADER in headers)
         history: list[Attempt] = []
         call_started = self._clock()

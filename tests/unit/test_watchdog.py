@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,22 @@ def test_disarmed_deadlines_do_not_pile_up():
         with watchdog.guard(60):
             pass
     assert len(watchdog._heap) <= 2 * 1024 + 2
+
+
+def _cpu_ticks(thread: threading.Thread) -> int:
+    """User + system clock ticks the thread has run, from /proc (Linux)."""
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_the_thread_sleeps_while_it_waits():
+    """Waiting for a deadline 60 s away, the watchdog uses no CPU (it is no busy loop)."""
+    watchdog = Watchdog(name="sleepy-watchdog-test")
+    guard = watchdog.arm(60)
+    thread = next(t for t in threading.enumerate() if t.name == "sleepy-watchdog-test")
+    before = _cpu_ticks(thread)
+    time.sleep(0.5)
+    assert _cpu_ticks(thread) - before <= 5  # a busy loop would burn ~50 ticks (10 ms each)
+    guard.fire()
+    guard.disarm()
