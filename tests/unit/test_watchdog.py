@@ -145,3 +145,21 @@ def test_the_thread_sleeps_while_it_waits():
     assert _cpu_ticks(thread) - before <= 5  # a busy loop would burn ~50 ticks (10 ms each)
     guard.fire()
     guard.disarm()
+
+
+def test_a_forked_child_starts_its_own_thread():
+    """After fork the parent's thread does not exist in the child: arming starts a new one."""
+    watchdog = Watchdog(name="forked-watchdog-test")
+    watchdog._thread = threading.Thread()  # as the child sees it: set, never running here
+    watchdog._pid = -1  # another process's
+    guard = watchdog.arm(0.01)
+    assert eventually(lambda: guard.fired)
+
+
+def test_firing_at_a_socket_its_owner_closed_is_harmless(pair):
+    ours, _ = pair
+    guard = Guard(expires_at=0.0)
+    guard.watch(ours)
+    ours.close()
+    guard.fire()  # no exception: the owner got there first
+    assert guard.fired
