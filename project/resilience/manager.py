@@ -347,6 +347,9 @@ class RetryManager:
     ) -> _Result:
         """One request and its body, cut by the watchdog if the deadline comes first."""
         left = deadline.remaining()
+        if left <= 0:  # the time went while this thread waited for the CPU: send nothing
+            kind = "deadline_exceeded"
+            return _Result(error=kind, exc=_urllib3_error(kind, kind))
         headers[DEADLINE_HEADER] = str(int(left * 1000))
         with self._guard(left) as guard:
             result, response = self._exchange(method, url, params, headers, json_body, left)

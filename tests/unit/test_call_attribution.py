@@ -157,3 +157,12 @@ def test_an_open_breaker_still_rejects_short_deadlines_at_once(mocked, make_mana
         manager.get("/users/1")
     with pytest.raises(CircuitOpen):
         manager.get("/users/1", deadline=Deadline.after(0.001, clock))
+
+
+def test_an_attempt_whose_time_went_before_it_started_sends_nothing(mocked, make_manager, clock):
+    """Checked with time to spare, then the thread waited for the CPU: no request, no
+    ``ValueError`` from a zero timeout (which would be a 500), a timeout."""
+    manager = make_manager()
+    result = manager._attempt("GET", URL, None, {}, None, Deadline.after(0, clock))
+    assert result.error == "deadline_exceeded"
+    assert len(mocked.calls) == 0
