@@ -44,7 +44,9 @@ def test_users_log_reproduces_the_tutorials_table(stack):
 
 
 def test_breaker_opens_fails_fast_and_recovers_after_the_reset(stack):
-    s = stack(USERS_RETRIES="0", USERS_BREAKER_RESET="1")
+    # 3 s open: the eight calls and ``hits()`` (a manage.py process, over 1 s on a loaded
+    # machine) must fit in it before the next call checks that the breaker is still open.
+    s = stack(USERS_RETRIES="0", USERS_BREAKER_RESET="3")
     s.manage("simulate_outage", "error", "--status", "502")
     codes = [s.get_orders(1)[0].json()["code"] for _ in range(8)]
     assert codes[:5] == ["users_unavailable"] * 5
@@ -52,14 +54,14 @@ def test_breaker_opens_fails_fast_and_recovers_after_the_reset(stack):
     hits_when_open = s.hits()
     response, elapsed = s.get_orders(1)
     assert response.json()["code"] == "users_circuit_open"
-    assert response.headers["Retry-After"] == "1"
+    assert 1 <= int(response.headers["Retry-After"]) <= 3
     assert elapsed < 0.2
     assert s.hits() == hits_when_open  # Users was not called
 
     s.manage("simulate_outage", "clear")
     cleared = time.monotonic()
     while s.get_orders(1)[0].status_code != HTTPStatus.OK:
-        assert time.monotonic() - cleared <= 1 + 1, "not recovered within reset + 1 s"
+        assert time.monotonic() - cleared <= 3 + 1, "not recovered within reset + 1 s"
         time.sleep(0.05)
     assert "breaker_closed" in s.orders.log() or "probe succeeded" in s.orders.log()
 
