@@ -136,9 +136,9 @@ def _cpu_ticks(thread: threading.Thread) -> int:
 
 
 def test_the_thread_sleeps_while_it_waits():
-    """Waiting for a deadline 60 s away, the watchdog uses no CPU (it is no busy loop)."""
+    """Waiting for a deadline a second away, the watchdog uses no CPU (it is no busy loop)."""
     watchdog = Watchdog(name="sleepy-watchdog-test")
-    guard = watchdog.arm(60)
+    guard = watchdog.arm(1.0)
     thread = next(t for t in threading.enumerate() if t.name == "sleepy-watchdog-test")
     before = _cpu_ticks(thread)
     time.sleep(0.5)
@@ -163,3 +163,13 @@ def test_firing_at_a_socket_its_owner_closed_is_harmless(pair):
     ours.close()
     guard.fire()  # no exception: the owner got there first
     assert guard.fired
+
+
+def test_a_guard_armed_after_an_idle_stretch_still_fires():
+    """The thread, waiting with nothing armed, wakes for a new guard and keeps watching."""
+    watchdog = Watchdog(idle=60)
+    with watchdog.guard(0.01):
+        pass
+    assert eventually(lambda: not watchdog._heap)  # the thread dropped it: now idle-waiting
+    guard = watchdog.arm(0.05)
+    assert eventually(lambda: guard.fired)
