@@ -155,3 +155,21 @@ def test_closing_starts_the_consecutive_count_afresh(breaker, clock):
 
 def test_retry_after_is_zero_unless_open(breaker):
     assert breaker.retry_after() == 0.0
+
+
+def test_each_transition_says_why(breaker, clock, transitions):
+    for i in range(10):
+        breaker.record(success=i % 2 == 0)  # 5 of 10 failed, never 5 in a row
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=False)  # the probe fails
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=True)  # the next one succeeds
+    assert transitions == [
+        (State.OPEN, "5 of the last 10 calls failed"),
+        (State.HALF_OPEN, "open for 5 s, probing"),
+        (State.OPEN, "probe failed"),
+        (State.HALF_OPEN, "open for 5 s, probing"),
+        (State.CLOSED, "probe succeeded"),
+    ]
