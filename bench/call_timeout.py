@@ -139,9 +139,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds")
     parser.add_argument("--server", default="gunicorn", help="Users' server (or runserver)")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (median)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    rounds, calls, seconds = (1, 20, 0.2) if args.smoke else (12, 300, 0.7)
+    rounds, calls, seconds = (1, 20, 0.2) if args.smoke else (args.rounds, 150, 0.5)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         stack = Stack(directory, {}, args.server, migrated_sqlite(directory))
