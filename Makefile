@@ -66,6 +66,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load_under_outage
 	$(BIN)/python -m bench.proxy_latency
+	$(BIN)/python -m bench.call_timeout
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

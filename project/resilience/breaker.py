@@ -98,6 +98,14 @@ class CircuitBreaker:
             # OPEN: a straggler that started before the breaker opened; its news is stale.
         self._notify(transition)
 
+    def release(self) -> None:
+        """A call that ``allow()`` let through ended saying nothing about the upstream (its
+        caller's own deadline cut it): count nothing; in half-open, free the probe's place.
+        """
+        with self._lock:
+            if self._state is State.HALF_OPEN:
+                self._probe_started = None
+
     def retry_after(self) -> float:
         """Seconds until the next probe may go out; 0 when not open."""
         with self._lock:

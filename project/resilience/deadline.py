@@ -23,13 +23,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.expires_at - self.clock())
 
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
-    def clip(self, seconds: float) -> float:
-        """``seconds``, or the time left if that is shorter."""
-        return min(seconds, self.remaining())
-
     @classmethod
     def from_header(cls, value: str | None, clock: Clock = time.monotonic) -> Deadline | None:
         """The deadline a caller sent as whole milliseconds left (``DEADLINE_HEADER``);

@@ -30,6 +30,9 @@ class UpstreamError(Exception):
         self.reason = reason
         self.history = history
         self.retry_after = retry_after
+        #: The caller's own deadline, tighter than the configured one, ended the call: it
+        #: says nothing about the upstream's health (the breaker does not count it).
+        self.callers_deadline = False
         outcomes = ", ".join(a.outcome for a in history) or "no attempt"
         super().__init__(f"{upstream}: {reason} (attempts: {outcomes})")
 

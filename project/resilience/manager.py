@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import math
 import random as _random
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
@@ -47,6 +49,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .events import Event, Listener
+from .watchdog import WATCHDOG, Guard, GuardedAdapter, Watchdog, unguarded
 
 #: Request header carrying the caller's time left, in whole milliseconds, so the upstream
 #: can stop working for a caller that has given up (like gRPC's ``grpc-timeout``).
@@ -113,6 +116,7 @@ class _Decision:
     wait: float | None = None
     time_left: float | None = None
     retry_after: float | None = None
+    needed: float | None = None  # stopped for lack of time: what another attempt needed
 
 
 class _BodyError(Exception):
@@ -132,6 +136,8 @@ class RetryManager:
     """Calls one upstream resiliently. One instance per upstream per process; thread-safe.
 
     ``clock``, ``sleep`` and ``random`` are injectable so tests never wait through backoff.
+    ``watchdog`` enforces the deadline in every phase of an attempt (``None``: per socket
+    operation only, for the benchmark's comparison); it needs the default session's adapter.
     """
 
     def __init__(
@@ -143,6 +149,7 @@ class RetryManager:
         random: Callable[[], float] = _random.random,
         listeners: Iterable[Listener] = (events.log_event,),
         session: requests.Session | None = None,
+        watchdog: Watchdog | None = WATCHDOG,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -150,6 +157,9 @@ class RetryManager:
         self._random = random
         self._listeners = tuple(listeners)
         self.session = session or self._new_session(config)
+        self._guard: Callable[[float], AbstractContextManager[Guard]] = (
+            watchdog.guard if watchdog is not None else unguarded
+        )
         self.budget = RetryBudget(
             ratio=config.retry_budget,
             min_per_second=config.budget_min_retries_per_second,
@@ -175,7 +185,9 @@ class RetryManager:
         session = requests.Session()
         session.trust_env = False  # no proxy/netrc lookups per call: this is a private hop
         session.cookies = _no_cookies()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.pool_maxsize, max_retries=0)
+        adapter = GuardedAdapter(
+            pool_connections=1, pool_maxsize=config.pool_maxsize, max_retries=0
+        )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -210,15 +222,20 @@ class RetryManager:
             )
         # The breaker sees what the caller sees: one outcome per call, after the retries.
         # Flakiness the retries absorb is not an outage; calls that fail despite them are.
-        healthy = True
+        # A call ended by its caller's own, tighter deadline says nothing about the upstream:
+        # it is not counted, or anyone could open the breaker with a short deadline header.
+        healthy: bool | None = True
         try:
             return self._call(method, path, params, headers, json_body, deadline)
-        except (UpstreamTimeout, UpstreamUnavailable):
-            healthy = False
+        except (UpstreamTimeout, UpstreamUnavailable) as exc:
+            healthy = None if exc.callers_deadline else False
             raise
         finally:
             if self.breaker is not None:
-                self.breaker.record(success=healthy)
+                if healthy is None:
+                    self.breaker.release()
+                else:
+                    self.breaker.record(success=healthy)
 
     def _call(
         self,
@@ -232,9 +249,10 @@ class RetryManager:
         """The retry loop of one call."""
         cfg = self.config
         url = cfg.base_url.rstrip("/") + path
-        headers = dict(headers or {})
+        headers = CaseInsensitiveDict(headers or {})  # RFC 9110: names are case-insensitive
         own = Deadline.after(cfg.deadline, self._clock)
-        deadline = own if deadline is None else deadline.earliest(own.remaining())
+        caller, deadline = deadline, own if deadline is None else deadline.earliest(own.remaining())
+        tighter = deadline is caller  # the caller's deadline binds, not the configured one
         retry = cfg.retry_policy(idempotency_key=IDEMPOTENCY_HEADER in headers)
         history: list[Attempt] = []
         call_started = self._clock()
@@ -253,11 +271,13 @@ class RetryManager:
                         duration=self._clock() - call_started,
                     )
                 )
-                raise UpstreamTimeout(cfg.name, cause, history=tuple(history))
+                error = UpstreamTimeout(cfg.name, cause, history=tuple(history))
+                error.callers_deadline = tighter and own.remaining() >= cfg.min_attempt
+                raise error
             if number == 1:
                 self.budget.record_request()
 
-            started = self._clock()
+            started, left, own_left = self._clock(), deadline.remaining(), own.remaining()
             result = self._attempt(method, url, params, headers, json_body, deadline)
             elapsed = self._clock() - started
 
@@ -293,7 +313,11 @@ class RetryManager:
                         duration=self._clock() - call_started,
                     )
                 )
-                raise self._error(result, decision, tuple(history))
+                error = self._error(result, decision, tuple(history))
+                error.callers_deadline = tighter and self._callers_cut(
+                    result, decision, left, own_left, own
+                )
+                raise error
             self._emit(
                 event(
                     events.RETRY_SCHEDULED,
@@ -317,13 +341,38 @@ class RetryManager:
         method: str,
         url: str,
         params: Mapping[str, str] | None,
-        headers: dict[str, str],
+        headers: CaseInsensitiveDict[str],
         json_body: Any,
         deadline: Deadline,
     ) -> _Result:
-        cfg = self.config
+        """One request and its body, cut by the watchdog if the deadline comes first."""
         left = deadline.remaining()
+        if left <= 0:  # the time went while this thread waited for the CPU: send nothing
+            kind = "deadline_exceeded"
+            return _Result(error=kind, exc=_urllib3_error(kind, kind))
         headers[DEADLINE_HEADER] = str(int(left * 1000))
+        with self._guard(left) as guard:
+            result, response = self._exchange(method, url, params, headers, json_body, left)
+        if response is not None:
+            if guard.fired or result.error is not None:
+                response.close()  # cut or half-read: this connection never goes back to the pool
+            else:
+                response.raw.release_conn()  # fully read: keep-alive, back to the pool
+        if guard.fired:  # whatever the exchange saw last (EOF, reset), the deadline ended it
+            kind = "deadline_exceeded"
+            return _Result(status=result.status, error=kind, exc=_urllib3_error(kind, kind))
+        return result
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: CaseInsensitiveDict[str],
+        json_body: Any,
+        left: float,
+    ) -> tuple[_Result, requests.Response | None]:
+        cfg = self.config
         try:
             response = self.session.request(
                 method,
@@ -341,23 +390,19 @@ class RetryManager:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            return _classify(exc)
+            return _classify(exc), None
         try:
-            content = self._read_body(response, deadline)
+            content = self._read_body(response)
         except _BodyError as err:
-            response.close()  # a half-read connection must not go back to the pool
-            return _Result(
-                status=response.status_code, error=err.kind, exc=_urllib3_error(err.kind, str(err))
-            )
-        response.raw.release_conn()  # fully read: keep-alive, back to the pool
-        return _Result(response.status_code, response.headers, content, response.raw)
+            error = _urllib3_error(err.kind, str(err))
+            return _Result(status=response.status_code, error=err.kind, exc=error), response
+        return _Result(response.status_code, response.headers, content, response.raw), response
 
-    def _read_body(self, response: requests.Response, deadline: Deadline) -> bytes:
-        """Read the body in whatever pieces arrive, never past the deadline or the size cap.
+    def _read_body(self, response: requests.Response) -> bytes:
+        """Read the body in whatever pieces arrive, never past the size cap.
 
-        ``requests``' timeout is per socket read: a server that sends a byte a second would
-        hold a plain ``response.content`` forever. Here each read's socket timeout is the
-        time left, and ``read1`` returns after one read instead of waiting for a full chunk.
+        ``read1`` returns after one socket read instead of waiting for a full chunk; the
+        watchdog ends the read when the deadline comes, however slowly the bytes arrive.
         """
         cap = self.config.max_body_bytes
         declared = response.headers.get("Content-Length", "")
@@ -366,15 +411,10 @@ class RetryManager:
         raw = response.raw
         body = bytearray()
         while True:
-            left = deadline.remaining()
-            if left <= 0:
-                raise _BodyError("deadline_exceeded")
-            _set_read_timeout(raw, min(self.config.read_timeout, left))
             try:
                 chunk = raw.read1(64 * 1024, decode_content=True)
             except ReadTimeoutError as exc:
-                kind = "deadline_exceeded" if deadline.expired() else "read_timeout"
-                raise _BodyError(kind) from exc
+                raise _BodyError("read_timeout") from exc
             except ProtocolError as exc:
                 raise _BodyError("connection_reset") from exc
             except DecodeError as exc:
@@ -386,6 +426,23 @@ class RetryManager:
                 raise _BodyError("body_too_large")
 
     # -- decisions ------------------------------------------------------------------------
+
+    def _callers_cut(
+        self, result: _Result, decision: _Decision, left: float, own_left: float, own: Deadline
+    ) -> bool:
+        """Did the caller's deadline, not the upstream, end this call? It did if the call
+        stopped for lack of time the configured deadline would have given, or if the last
+        attempt timed out at a limit the caller's deadline had shortened.
+        """
+        if decision.needed is not None and decision.needed <= own.remaining():
+            return True
+        limits = {
+            "connect_timeout": self.config.connect_timeout,
+            "read_timeout": self.config.read_timeout,
+            "deadline_exceeded": math.inf,
+        }
+        limit = limits.get(result.error or "")
+        return limit is not None and left < min(limit, own_left)
 
     def _decide(
         self, retry: Retry, method: str, url: str, result: _Result, deadline: Deadline
@@ -412,10 +469,14 @@ class RetryManager:
             return _Decision(
                 stop=f"Retry-After {retry_after:g} s exceeds the {remaining:.2f} s left",
                 retry_after=retry_after,
+                needed=retry_after + self.config.min_attempt,
             )
         wait = self._backoff(retry) if retry_after is None else retry_after
         if wait + self.config.min_attempt > remaining:
-            return _Decision(stop=f"no time for another attempt ({remaining:.2f} s left)")
+            return _Decision(
+                stop=f"no time for another attempt ({remaining:.2f} s left)",
+                needed=wait + self.config.min_attempt,
+            )
         if self.breaker is not None and self.breaker.state is State.OPEN:
             return _Decision(stop=OPENED_MEANWHILE)
         if not self.budget.try_acquire():
@@ -505,10 +566,3 @@ def _retry_after(result: _Result) -> float | None:
         return _RETRY_AFTER_PARSER.parse_retry_after(value)
     except InvalidHeader:
         return None
-
-
-def _set_read_timeout(raw: Any, seconds: float) -> None:
-    """Bound the next socket read; a no-op for mocked responses that have no socket."""
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    if sock is not None:
-        sock.settimeout(max(seconds, 0.001))

@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from orders.users_client import users_manager
-from project.resilience import RetryManager, UpstreamConfig
+from project.resilience import RetryManager, UpstreamBadResponse, UpstreamConfig
 
 BODY = b'{"id": 1, "name": "Aaron Apple", "phone": "99992222"}'
+BIG = b"x" * (2 * 1024 * 1024)  # over the 1 MiB cap
 
 
 class _KeepAlive(http.server.BaseHTTPRequestHandler):
@@ -23,11 +24,12 @@ class _KeepAlive(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with self.lock:
             self.connections.add(self.client_address)
+        body = BIG if self.path.startswith("/big") else BODY
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -69,3 +71,27 @@ def test_orders_has_one_client_per_process(settings, server):
     first = users_manager()
     assert users_manager() is first
     assert users_manager().session is first.session
+
+
+def pooled_sockets(manager: RetryManager) -> int:
+    pools = manager.session.get_adapter("http://x").poolmanager.pools
+    return sum(
+        conn is not None and conn.sock is not None
+        for key in list(pools.keys())
+        for conn in pools[key].pool.queue
+    )
+
+
+def test_a_half_read_response_is_closed_not_pooled(server):
+    """A body refused half-way (over the cap) leaves unread bytes on the connection: it is
+    closed, never handed to the next call."""
+    url, connections = server
+    manager = RetryManager(UpstreamConfig(name="users", base_url=url, retries=0), listeners=[])
+    assert manager.get("/users/1").status == 200
+    assert pooled_sockets(manager) == 1  # a fully read answer: kept alive
+    with pytest.raises(UpstreamBadResponse):
+        manager.get("/big")
+    assert pooled_sockets(manager) == 0
+    assert manager.get("/users/1").status == 200
+    manager.close()
+    assert len(connections) == 2

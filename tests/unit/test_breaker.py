@@ -135,3 +135,41 @@ def test_concurrent_callers_in_half_open_get_one_probe(breaker, clock):
     for t in threads:
         t.join()
     assert allowed.count(True) == 1
+
+
+def test_stays_closed_below_the_failure_ratio(breaker):
+    """3 failures in 10 calls, never 5 in a row: under 50 %, the breaker stays closed."""
+    for i in range(10):
+        breaker.record(success=i % 3 != 0)  # fails at 0, 3, 6, 9
+    assert breaker.state is State.CLOSED
+
+
+def test_closing_starts_the_consecutive_count_afresh(breaker, clock):
+    fail(breaker, 5)
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=True)  # the probe: closed
+    fail(breaker, 4)
+    assert breaker.state is State.CLOSED
+
+
+def test_retry_after_is_zero_unless_open(breaker):
+    assert breaker.retry_after() == 0.0
+
+
+def test_each_transition_says_why(breaker, clock, transitions):
+    for i in range(10):
+        breaker.record(success=i % 2 == 0)  # 5 of 10 failed, never 5 in a row
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=False)  # the probe fails
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=True)  # the next one succeeds
+    assert transitions == [
+        (State.OPEN, "5 of the last 10 calls failed"),
+        (State.HALF_OPEN, "open for 5 s, probing"),
+        (State.OPEN, "probe failed"),
+        (State.HALF_OPEN, "open for 5 s, probing"),
+        (State.CLOSED, "probe succeeded"),
+    ]

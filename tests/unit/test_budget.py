@@ -60,3 +60,14 @@ def test_failed_retries_keep_their_cost(clock):
     for _ in range(100):
         budget.record_request()
     assert sum(budget.try_acquire() for _ in range(100)) == 20
+
+
+def test_available_is_the_floor_plus_earnings_minus_spending(clock):
+    budget = RetryBudget(ratio=0.5, min_per_second=0.1, window=10, clock=clock)  # floor 1
+    for _ in range(4):
+        budget.record_request()
+    assert budget.available() == 3
+    assert budget.try_acquire()
+    assert budget.available() == 2
+    budget.refund()
+    assert budget.available() == 3

@@ -295,8 +295,9 @@ def test_a_call_saved_by_its_retries_is_a_success_for_the_breaker(mocked, make_m
 
 
 def test_retries_stop_when_other_calls_open_the_breaker(mocked, make_manager, events):
-    """While this call backs off, the breaker opens: its next retry is not sent."""
-    add(mocked, 502)
+    """While this call backs off, the breaker opens: its next retry is not sent (and would
+    have succeeded: only the check after the sleep stops it)."""
+    add(mocked, 502, 200)
     manager = make_manager(retries=3, backoff_factor=1, breaker_consecutive_failures=1)
 
     def others_fail(seconds: float) -> None:
@@ -307,6 +308,7 @@ def test_retries_stop_when_other_calls_open_the_breaker(mocked, make_manager, ev
         manager.get("/users/1")
     assert "circuit opened meanwhile" in caught.value.reason
     assert len(mocked.calls) == 1
+    mocked.reset()  # the 200 is the retry that must not be sent
 
 
 def test_a_retry_that_succeeds_refunds_the_budget(mocked, make_manager):
@@ -331,3 +333,26 @@ def test_a_retry_that_succeeds_refunds_the_budget(mocked, make_manager):
 def test_deadline_from_header(clock, value, seconds):
     deadline = Deadline.from_header(value, clock)
     assert (None if deadline is None else deadline.remaining()) == seconds
+
+
+def test_a_callers_looser_deadline_is_clipped_to_the_configured_one(mocked, make_manager, clock):
+    add(mocked, 200)
+    make_manager(deadline=2).get("/users/1", deadline=Deadline.after(60, clock))
+    assert mocked.calls[0].request.headers[DEADLINE_HEADER] == "2000"
+
+
+def test_a_reset_connection_is_retried_and_unavailable(mocked, make_manager):
+    for _ in range(3):
+        mocked.add("GET", URL, body=requests.exceptions.ConnectionError("reset by peer"))
+    with pytest.raises(UpstreamUnavailable) as caught:
+        make_manager(retries=2).get("/users/1")
+    assert [a.outcome for a in caught.value.history] == ["connection_reset"] * 3
+
+
+def test_breaker_events_name_the_upstream_and_the_cause(mocked, make_manager, events):
+    add(mocked, 502)
+    manager = make_manager(retries=0, breaker_consecutive_failures=1)
+    with pytest.raises(UpstreamUnavailable):
+        manager.get("/users/1")
+    opened = next(e for e in events if e.name == ev.BREAKER_OPENED)
+    assert (opened.upstream, opened.cause) == ("users", "1 consecutive failures")

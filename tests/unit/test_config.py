@@ -1,0 +1,55 @@
+"""UpstreamConfig refuses values out of range at start-up, naming each one."""
+
+from __future__ import annotations
+
+import pytest
+
+from project.resilience import UpstreamConfig
+
+#: field: (the last value allowed, the first value refused)
+BOUNDS = {
+    "connect_timeout": (0.001, 0),
+    "read_timeout": (0.001, 0),
+    "retries": (0, -1),
+    "backoff_factor": (0, -0.001),
+    "backoff_max": (0, -0.001),
+    "deadline": (0.001, 0),
+    "min_attempt": (0, -0.001),
+    "retry_budget": (0, -0.001),
+    "budget_min_retries_per_second": (0, -0.001),
+    "budget_window": (0.001, 0),
+    "breaker_min_calls": (1, 0),
+    "breaker_consecutive_failures": (1, 0),
+    "breaker_window": (0.001, 0),
+    "breaker_reset": (0.001, 0),
+    "max_body_bytes": (1, 0),
+    "pool_maxsize": (1, 0),
+}
+
+
+@pytest.mark.parametrize(("name", "bounds"), BOUNDS.items(), ids=list(BOUNDS))
+def test_each_field_is_checked_at_its_bound(name, bounds):
+    allowed, refused = bounds
+    UpstreamConfig(name="users", base_url="http://u", **{name: allowed})
+    with pytest.raises(ValueError, match=rf"'users': out of range: {name}={refused!r}$"):
+        UpstreamConfig(name="users", base_url="http://u", **{name: refused})
+
+
+@pytest.mark.parametrize(("ratio", "ok"), [(1, True), (0.001, True), (0, False), (1.001, False)])
+def test_the_failure_ratio_is_a_fraction(ratio, ok):
+    if ok:
+        UpstreamConfig(name="u", base_url="http://u", breaker_failure_ratio=ratio)
+    else:
+        with pytest.raises(ValueError, match="breaker_failure_ratio"):
+            UpstreamConfig(name="u", base_url="http://u", breaker_failure_ratio=ratio)
+
+
+def test_every_bad_field_is_named_at_once():
+    with pytest.raises(ValueError, match=r"out of range: retries=-1, deadline=0$"):
+        UpstreamConfig(name="u", base_url="http://u", retries=-1, deadline=0)
+
+
+def test_retries_on_post_and_patch_need_an_idempotency_key():
+    config = UpstreamConfig(name="u", base_url="http://u")
+    assert {"POST", "PATCH"}.isdisjoint(config.retry_policy().allowed_methods)
+    assert {"POST", "PATCH"} <= config.retry_policy(idempotency_key=True).allowed_methods

@@ -1,0 +1,118 @@
+"""Each event carries the facts the logs and metrics key on, and reads as one line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import responses
+from responses.registries import OrderedRegistry
+
+from project.resilience import CircuitOpen, UpstreamUnavailable, describe, log_event
+from project.resilience import events as ev
+from tests.conftest import BASE_URL
+
+URL = f"{BASE_URL}/users/1"
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        yield rsps
+
+
+def test_a_failed_call_reports_each_fact(mocked, make_manager, events, clock):
+    def slow_502(request):
+        clock.advance(0.25)
+        return (502, {}, "{}")
+
+    mocked.add_callback("GET", URL, callback=slow_502)
+    mocked.add_callback("GET", URL, callback=slow_502)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        make_manager(retries=1, backoff_factor=1).get("/users/1")
+    retry, failed = events
+    assert retry.fields() == {
+        "event": ev.RETRY_SCHEDULED,
+        "upstream": "users",
+        "method": "GET",
+        "path": "/users/1",
+        "attempt": 1,
+        "max_attempts": 2,
+        "outcome": "502",
+        "elapsed": 0.25,
+        "cause": "502",
+        "wait": 0.0,
+        "time_left": 4.75,
+    }
+    assert failed.fields() == {
+        "event": ev.CALL_FAILED,
+        "upstream": "users",
+        "method": "GET",
+        "path": "/users/1",
+        "attempt": 2,
+        "max_attempts": 2,
+        "outcome": "502",
+        "elapsed": 0.25,
+        "cause": "retries exhausted",
+        "duration": 0.5,
+    }
+    error = caught.value
+    assert (error.upstream, error.reason) == ("users", "retries exhausted")
+    assert [(a.number, a.outcome, a.elapsed, a.wait) for a in error.history] == [
+        (1, "502", 0.25, 0.0),
+        (2, "502", 0.25, None),
+    ]
+    assert str(error) == "users: retries exhausted (attempts: 502, 502)"
+    assert describe(failed) == (
+        "users GET /users/1 attempt 2/2: 502 in 250 ms; giving up: retries exhausted"
+    )
+
+
+def test_a_call_that_never_started_says_so(make_manager, events, clock):
+    from project.resilience import Deadline, UpstreamTimeout
+
+    with pytest.raises(UpstreamTimeout) as caught:
+        make_manager().get("/users/1", deadline=Deadline.after(0.01, clock))
+    assert str(caught.value) == (
+        "users: deadline exceeded before an attempt could start (attempts: no attempt)"
+    )
+    assert events[0].fields() == {
+        "event": ev.CALL_FAILED,
+        "upstream": "users",
+        "method": "GET",
+        "path": "/users/1",
+        "cause": "deadline exceeded before an attempt could start",
+        "duration": 0.0,
+    }
+
+
+def test_a_rejected_call_names_what_was_not_sent(mocked, make_manager, events):
+    mocked.add("GET", URL, status=502, json={})
+    manager = make_manager(retries=0, breaker_consecutive_failures=1)
+    with pytest.raises(UpstreamUnavailable):
+        manager.get("/users/1")
+    with pytest.raises(CircuitOpen) as caught:
+        manager.get("/users/1")
+    assert caught.value.reason == "circuit open"
+    assert events[-1].fields() == {
+        "event": ev.BREAKER_REJECTED,
+        "upstream": "users",
+        "method": "GET",
+        "path": "/users/1",
+    }
+
+
+def test_the_default_listener_logs_one_line_with_the_fields(caplog):
+    event = ev.Event(ev.CALL_SUCCEEDED, "users", attempt=1, max_attempts=5, method="GET",
+                     path="/users/1", outcome="200", elapsed=0.004, duration=0.004)  # fmt: skip
+    ev.logger.addHandler(caplog.handler)  # the project's logging config does not propagate
+    try:
+        with caplog.at_level(logging.INFO, logger="project.resilience"):
+            log_event(event)
+    finally:
+        ev.logger.removeHandler(caplog.handler)
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "users GET /users/1 attempt 1/5: 200 in 4 ms"
+    assert record.event == ev.CALL_SUCCEEDED
+    assert record.outcome == "200"

@@ -1,0 +1,175 @@
+"""The watchdog: a socket under an expired guard is shut down; a disarmed one never is.
+
+Real sockets (a socketpair) and the real watchdog thread; every wait is a poll of an
+observable state under a generous outer timeout, never a bet on how fast a thread runs.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from project.resilience.watchdog import Guard, Watchdog, unguarded
+
+PATIENCE = 10.0  # outer bound for conditions that take milliseconds on an idle machine
+
+
+def eventually(condition: Callable[[], bool]) -> bool:
+    ends = time.monotonic() + PATIENCE
+    while not condition():
+        if time.monotonic() > ends:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_an_expired_guard_wakes_a_blocked_read(pair):
+    """The read blocks with no timeout of its own; only the watchdog can end it."""
+    ours, _ = pair
+    ours.settimeout(None)
+    got: list[bytes] = []
+    with Watchdog().guard(0.05) as guard:
+        guard.watch(ours)
+        reader = threading.Thread(target=lambda: got.append(ours.recv(10)), daemon=True)
+        reader.start()
+        assert eventually(lambda: not reader.is_alive())
+    assert got == [b""]  # shut down: end of stream at once
+    assert guard.fired
+
+
+def test_a_disarmed_guard_never_fires(pair):
+    ours, theirs = pair
+    watchdog = Watchdog()
+    with watchdog.guard(0.05) as guard:
+        guard.watch(ours)
+    later = watchdog.arm(0.06)  # expires after the first: the thread has passed it when it fires
+    assert eventually(lambda: later.fired)
+    assert not guard.fired
+    theirs.sendall(b"still open")
+    assert ours.recv(10) == b"still open"
+
+
+def test_a_socket_watched_after_the_deadline_is_cut_at_once(pair):
+    ours, _ = pair
+    guard = Guard(expires_at=0.0)
+    guard.fire()
+    guard.watch(ours)
+    with pytest.raises(BrokenPipeError):
+        ours.sendall(b"x")
+
+
+def test_a_socket_let_go_before_the_deadline_is_not_cut(pair):
+    """A connection back in the pool may be another call's by the time this guard fires."""
+    ours, theirs = pair
+    guard = Guard(expires_at=0.0)
+    guard.watch(ours)
+    assert guard.let_go(ours)
+    guard.fire()
+    theirs.sendall(b"ok")
+    assert ours.recv(2) == b"ok"
+
+
+def test_a_cut_socket_may_not_be_pooled(pair):
+    ours, _ = pair
+    guard = Guard(expires_at=0.0)
+    guard.watch(ours)
+    guard.fire()
+    assert not guard.let_go(ours)
+    assert guard.let_go(socket.socket())  # one it never watched: none of its business
+
+
+def test_the_thread_starts_on_demand_and_leaves_when_idle():
+    watchdog = Watchdog(idle=0.05, name="idle-watchdog-test")
+    assert not watchdog.running
+    with watchdog.guard(0.01):
+        assert watchdog.running
+    assert eventually(lambda: not watchdog.running)
+    assert not any(t.name == "idle-watchdog-test" for t in threading.enumerate())
+    with watchdog.guard(5):  # and comes back for the next call
+        assert watchdog.running
+
+
+def test_an_earlier_deadline_wakes_the_thread_sooner():
+    """Armed behind a 60 s deadline, a 50 ms one still fires in time."""
+    watchdog = Watchdog()
+    far = watchdog.arm(60)
+    near = watchdog.arm(0.05)
+    assert eventually(lambda: near.fired)
+    assert not far.fired
+    far.disarm()
+
+
+def test_unguarded_never_fires(pair):
+    ours, _ = pair
+    with unguarded(0.0) as guard:
+        guard.watch(ours)
+    assert not guard.fired
+
+
+def test_disarmed_deadlines_do_not_pile_up():
+    """Thousands of calls a second, each with a 60 s deadline: the heap stays small."""
+    watchdog = Watchdog()
+    for _ in range(10_000):
+        with watchdog.guard(60):
+            pass
+    assert len(watchdog._heap) <= 2 * 1024 + 2
+
+
+def _cpu_ticks(thread: threading.Thread) -> int:
+    """User + system clock ticks the thread has run, from /proc (Linux)."""
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_the_thread_sleeps_while_it_waits():
+    """Waiting for a deadline a second away, the watchdog uses no CPU (it is no busy loop)."""
+    watchdog = Watchdog(name="sleepy-watchdog-test")
+    guard = watchdog.arm(1.0)
+    thread = next(t for t in threading.enumerate() if t.name == "sleepy-watchdog-test")
+    before = _cpu_ticks(thread)
+    time.sleep(0.5)
+    assert _cpu_ticks(thread) - before <= 5  # a busy loop would burn ~50 ticks (10 ms each)
+    guard.fire()
+    guard.disarm()
+
+
+def test_a_forked_child_starts_its_own_thread():
+    """After fork the parent's thread does not exist in the child: arming starts a new one."""
+    watchdog = Watchdog(name="forked-watchdog-test")
+    watchdog._thread = threading.Thread()  # as the child sees it: set, never running here
+    watchdog._pid = -1  # another process's
+    guard = watchdog.arm(0.01)
+    assert eventually(lambda: guard.fired)
+
+
+def test_firing_at_a_socket_its_owner_closed_is_harmless(pair):
+    ours, _ = pair
+    guard = Guard(expires_at=0.0)
+    guard.watch(ours)
+    ours.close()
+    guard.fire()  # no exception: the owner got there first
+    assert guard.fired
+
+
+def test_a_guard_armed_after_an_idle_stretch_still_fires():
+    """The thread, waiting with nothing armed, wakes for a new guard and keeps watching."""
+    watchdog = Watchdog(idle=60)
+    with watchdog.guard(0.01):
+        pass
+    assert eventually(lambda: not watchdog._heap)  # the thread dropped it: now idle-waiting
+    guard = watchdog.arm(0.05)
+    assert eventually(lambda: guard.fired)
