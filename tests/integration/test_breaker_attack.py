@@ -54,6 +54,7 @@ def test_five_one_ms_deadlines_do_not_cut_orders_off_from_users(users_upstream):
     assert get_orders(client) == (HTTPStatus.OK, "")
 
 
+@pytest.mark.django_db
 def test_calls_cut_by_the_callers_deadline_do_not_count(hostile):
     """Users never answers, but each call is cut by its caller's 100 ms, not USERS_DEADLINE."""
     client = Client()
@@ -65,6 +66,7 @@ def test_calls_cut_by_the_callers_deadline_do_not_count(hostile):
     assert users_manager().breaker.state.value == "closed"
 
 
+@pytest.mark.django_db
 def test_calls_cut_by_users_slowness_under_the_configured_deadline_count(hostile):
     """The same Users, the calls cut by USERS_DEADLINE: five failures open the breaker."""
     client = Client()
