@@ -51,6 +51,9 @@ MAIN_ARGUMENT: Mapping[str, Argument] = {
     "slow": Argument("delay", "--delay", _seconds, "3", "seconds"),
     "fail-next": Argument("count", "N", int, "2", "int"),
     "drip": Argument("delay", "--interval", _seconds, "0.5", "seconds"),
+    "reset": Argument("size", "--after-bytes", int, "0", "int"),
+    "truncate": Argument("size", "--bytes", int, "0", "int"),
+    "slow-bytes": Argument("size", "--bytes-per-second", int, "50", "int"),
 }
 
 

@@ -104,6 +104,16 @@ def test_every_fault_mode_has_a_control_with_its_main_argument(staff):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # no CDN: works offline
 
 
+@pytest.mark.parametrize("mode", Outage.Mode.values)
+def test_every_fault_mode_starts_from_the_page_with_its_default_argument(staff, mode):
+    """What the page draws, submitted as drawn, starts that fault: no control is a dead end."""
+    control = next(m for m in faults.fault_modes() if m["mode"] == mode)
+    value = control["argument"]["default"] if control["argument"] else ""
+    response = csrf_post(staff, START, {"mode": mode, "value": value})
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert Outage.objects.get().mode == mode
+
+
 def test_a_mode_missing_from_the_table_still_gets_a_control_without_argument(monkeypatch):
     """A new mode (another engineer's) appears by itself, with no argument until it has one."""
     monkeypatch.setattr(faults, "MAIN_ARGUMENT", {"error": faults.MAIN_ARGUMENT["error"]})
