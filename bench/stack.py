@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 USERS_LINE = re.compile(
     r"^(?P<at>\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d{3}) \w+ - "
     r'"GET /users/(?P<id>\d+)\?fromService=order HTTP/1\.1" (?P<status>\d{3})'
+    r"(?: \d+ \[(?P<request_id>[\w.:-]+)\])?"
 )
 
 
@@ -155,11 +156,12 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def user_requests(self) -> list[tuple[datetime, int]]:
-        """(time, status) of each ``GET /users/<id>?fromService=order`` in runserver's log."""
+    def user_requests(self, request_id: str | None = None) -> list[tuple[datetime, int]]:
+        """(time, status) of each ``GET /users/<id>?fromService=order`` in runserver's log;
+        only those of one Orders request (its ``X-Request-ID``) if given."""
         out = []
         for line in self.log().splitlines():
-            if match := USERS_LINE.match(line):
+            if (match := USERS_LINE.match(line)) and request_id in (None, match["request_id"]):
                 at = datetime.strptime(match["at"], "%d/%m/%Y %H:%M:%S.%f")
                 out.append((at, int(match["status"])))
         return out

@@ -15,25 +15,27 @@ from __future__ import annotations
 
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from bench.stack import Stack, migrated_sqlite
+from bench.stack import Stack, migrated_sqlite, wait_until
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE = 2.0  # short, so the slow rows are quick; the bounds scale with it
 SLACK = 0.25
-# Backoff 10x shorter than the default: the rows are about outcomes, not the schedule.
+# Each row is about one call's outcome, not the schedule, the breaker or the budget (they
+# have their own tests): backoff 10x shorter, breaker off, budget out of the way.
 ORDERS_ENV = {
     "USERS_BREAKER": "0",
     "USERS_DEADLINE": str(DEADLINE),
     "USERS_READ_TIMEOUT": "1",
     "USERS_BACKOFF_FACTOR": "0.01",
+    # Rows come faster than the budget's 10 s window slides: each row gets its retries.
+    "USERS_BUDGET_MIN_RETRIES_PER_SECOND": "100",
 }
 
 
@@ -65,6 +67,7 @@ class Result:
     code: str = ""
     users_requests: int = 0
     attempts: int = 0
+    request_id: str = ""
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -144,18 +147,26 @@ def run_matrix(stack: Stack) -> list[Result]:
         row.setup(stack)  # a new fault starts its hit count at 0
         if stack.proxy is not None:
             stack.proxy_settle(down=row.down)
-        seen_before = len(stack.users.user_requests())
         attempts_before = len(ATTEMPT_LINE.findall(stack.orders.log()))
         response, elapsed = stack.get_orders(1)
         result = Result(row, response.status_code, seconds=elapsed)
+        result.request_id = response.headers.get("X-Request-ID", "")
         if response.status_code != 200:
             result.code = response.json().get("code", "")
-        # Users logs a request when it has finished answering it: for a caller that gave up
-        # that is after Orders answered, and a dripping answer may end in a broken pipe and
-        # never be logged. The fault's own counter counts requests as they arrive.
-        time.sleep(0.3)
-        logged = len(stack.users.user_requests()) - seen_before
-        result.users_requests = max(logged, stack.hits()) if row.count_arrivals else logged
+        # Users logs a request when it has finished answering it (tagged with Orders' request
+        # ID): for a caller that gave up that is after Orders answered, and a dripping answer
+        # may end in a broken pipe and never be logged. So wait for the lines the row expects
+        # (no fixed sleep), recount them all at the end, and where the answer may never be
+        # logged, count arrivals with the fault's own counter.
+        if not row.count_arrivals:
+            wait_until(
+                lambda row=row, result=result: users_saw(stack, result) >= row.users_requests[0],
+                "Users' log",
+                timeout=60,
+            )
+        result.users_requests = users_saw(stack, result)
+        if row.count_arrivals:
+            result.users_requests = max(result.users_requests, stack.hits())
         outcomes = ATTEMPT_LINE.findall(stack.orders.log())[attempts_before:]
         result.attempts = len(outcomes)
         if row.attempts and not row.attempts[0] <= result.attempts <= row.attempts[1]:
@@ -172,7 +183,16 @@ def run_matrix(stack: Stack) -> list[Result]:
             result.problems.append(f"took {elapsed:.2f} s, bound {row.seconds:.2f} s")
         results.append(result)
     stack.manage("simulate_outage", "clear")
+    for result in results:  # lines written late: the upper bounds, checked once all are in
+        low, high = result.row.users_requests
+        late = users_saw(stack, result)
+        if not result.row.count_arrivals and not low <= late <= high:
+            result.problems.append(f"Users' log came to {late}, expected {low}..{high}")
     return results
+
+
+def users_saw(stack: Stack, result: Result) -> int:
+    return len(stack.users.user_requests(result.request_id))
 
 
 def report(results: list[Result]) -> str:
