@@ -109,9 +109,12 @@ def idempotency_purge_expired(*, now: datetime | None = None, limit: int | None 
 
     An expired in-progress record goes too: its request has outlived the key itself.
     """
-    expired = _RECORD.filter(expires_at__lte=now or timezone.now())
+    now = now or timezone.now()
+    expired = _RECORD.filter(expires_at__lte=now)
     if limit is not None:
-        expired = _RECORD.filter(pk__in=list(expired.values_list("pk", flat=True)[:limit]))
+        # Still expired at the delete: a key reclaimed in between (a new expiry) is kept.
+        chosen = list(expired.values_list("pk", flat=True)[:limit])
+        expired = _RECORD.filter(pk__in=chosen, expires_at__lte=now)
     return expired.delete()[0]
 
 

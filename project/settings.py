@@ -71,6 +71,11 @@ if IDEMPOTENCY_LOCK_TIMEOUT <= 0:
     raise ImproperlyConfigured(
         f"IDEMPOTENCY_LOCK_TIMEOUT must be > 0 seconds; got {IDEMPOTENCY_LOCK_TIMEOUT}"
     )
+if IDEMPOTENCY_KEY_TTL <= IDEMPOTENCY_LOCK_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"IDEMPOTENCY_KEY_TTL ({IDEMPOTENCY_KEY_TTL:g} s) must exceed IDEMPOTENCY_LOCK_TIMEOUT "
+        f"({IDEMPOTENCY_LOCK_TIMEOUT:g} s): a key must outlive the request that claimed it"
+    )
 
 INSTALLED_APPS = [
     "project",  # before staticfiles: its runserver (TCP_NODELAY) must win

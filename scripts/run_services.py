@@ -154,6 +154,11 @@ def main() -> int:
     faults: list[str | None] = []
     fault_check.start()
 
+    # The proxy is a manage.py command: under gunicorn it must run the same production
+    # settings as the servers (so OUTAGE_SIMULATION is off there unless asked for).
+    proxy_env = (
+        env if args.server == "runserver" else {**env, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    )
     upstream_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     children: list[subprocess.Popen[bytes]] = []
     proxy_ready = threading.Event()  # a proxy under `down` is ready but refuses connections
@@ -175,7 +180,7 @@ def main() -> int:
         process = subprocess.Popen(  # noqa: S603 - our own fixed command line
             command,
             cwd=ROOT,
-            env={**env, "SERVICES": name} if name != "proxy" else env,
+            env={**env, "SERVICES": name} if name != "proxy" else proxy_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # we deliver the signals, once, to the whole server

@@ -113,3 +113,10 @@ def test_each_service_documents_only_its_own_api(tmp_path, service, present, abs
     text = out.read_text()
     assert f"  {present}:" in text
     assert f"  {absent}:" not in text
+
+
+def test_a_key_ttl_shorter_than_the_lock_timeout_is_refused():
+    """A key that expires while its request still runs would let a retry create a second
+    order: refused at start-up, naming both settings."""
+    line = one_line_error(manage("check", DJANGO_DEBUG="1", IDEMPOTENCY_KEY_TTL="5"))
+    assert "IDEMPOTENCY_KEY_TTL (5 s) must exceed IDEMPOTENCY_LOCK_TIMEOUT" in line

@@ -103,6 +103,7 @@ def parse_expectation(lines: list[str]) -> Expectation:
 class Step:
     command: str
     expect: Expectation | None = None
+    request_id: str = ""
 
 
 def steps(block: list[str]) -> list[Step]:
@@ -196,7 +197,7 @@ class MakeRun:
                 start_new_session=True,
             )
         give_up = time.monotonic() + 300  # a fresh machine installs the virtualenv first
-        while not all(_listening(port) for port in PORTS[:2]):
+        while "Ctrl-C stops" not in self.log():  # the banner: every process accepts
             assert self.process.poll() is None, f"make run exited:\n{self.log()}"
             assert time.monotonic() < give_up, f"make run did not start:\n{self.log()}"
             time.sleep(0.2)
@@ -267,6 +268,7 @@ def check(step: Step, output: str, headers_file: Path, run: MakeRun) -> list[str
         return [f"body {body!r}, README shows {expect.body!r}"]
     if expect.users is not None:
         request_id = headers.get("x-request-id", "")
+        step.request_id = request_id  # checked again at the end, when every line is in
         give_up = time.monotonic() + 30  # Users writes its line just after it answered
         while (
             len(seen := run.users_saw(request_id)) < len(expect.users)
@@ -276,6 +278,18 @@ def check(step: Step, output: str, headers_file: Path, run: MakeRun) -> list[str
         if seen != expect.users:
             return [f"{expect.line!r}: Users saw {seen or 'nothing'} for {request_id}"]
     return []
+
+
+def users_saw_late(checked: list[Step], run: MakeRun) -> list[str]:
+    """Once ``make run`` has stopped, every line is in: "Users saw nothing", and no extra
+    line written after its answer, are checked here, with nothing left to arrive."""
+    wrong = []
+    for step in checked:
+        assert step.expect is not None
+        seen = run.users_saw(step.request_id)
+        if step.expect.users is not None and seen != step.expect.users:
+            wrong.append(f"{step.expect.line!r}: in the end Users saw {seen or 'nothing'}")
+    return wrong
 
 
 def _shape(line: str) -> str:
@@ -302,6 +316,7 @@ def test_the_readme_tour_answers_as_documented():
         run = MakeRun(start, tree, Path(tmp) / "make-run.log")
         shell = Terminal(tree)
         failures: list[str] = []
+        checked: list[Step] = []
         try:
             for block in blocks(tour, "sh"):
                 if any("make run" in line for line in block):
@@ -316,6 +331,7 @@ def test_the_readme_tour_answers_as_documented():
                     assert status == 0, f"{step.command!r} exited {status}:\n{output}"
                     if step.expect is not None:
                         failures += check(step, output, headers, run)
+                        checked.append(step)
             log = {_shape(line) for line in run.log().splitlines()}
             for sample in blocks(tour, ""):
                 for line in sample:
@@ -324,6 +340,7 @@ def test_the_readme_tour_answers_as_documented():
         finally:
             shell.close()
             run.stop()
+        failures += users_saw_late(checked, run)
         assert run.process.returncode is not None
         assert not any(_listening(port) for port in PORTS), "make run left a server behind"
     assert not failures, "\n".join(failures)
