@@ -9,6 +9,7 @@ Orders process has its own breaker, budget and recorder.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,9 @@ from users.outages import outage_describe, outage_get, outage_is_active
 def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
     """The whole page's data; ``now`` (wall clock) for the fault's time left."""
     return {
+        # Breaker, budget and calls are this process's: with several gunicorn workers each
+        # poll may land on another one, so the page says which answered.
+        "pid": os.getpid(),
         "upstreams": [upstream_state(name) for name in settings.UPSTREAMS],
         "fault": fault_state(now=now),
         "simulation": settings.OUTAGE_SIMULATION,

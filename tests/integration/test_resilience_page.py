@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from http import HTTPStatus
 
@@ -134,6 +135,7 @@ def test_state_lists_each_configured_upstream_with_breaker_and_budget(staff, set
     """A second upstream in settings appears by itself (without a client: says so)."""
     settings.UPSTREAMS = {**settings.UPSTREAMS, "payments": {"name": "payments"}}
     data = staff.get(STATE).json()
+    assert data["pid"] == os.getpid()  # whose breaker this is, with several workers
     users, payments = data["upstreams"]
     assert users["name"] == "users"
     assert users["breaker"]["state"] == "closed"

@@ -153,7 +153,8 @@
     fault.textContent = f ? f.description : "No simulated outage: Users is healthy.";
     fault.className = `fault-line ${f && f.active ? "active" : ""}`;
     document.getElementById("upstreams").replaceChildren(...state.upstreams.map(upstream));
-    document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString([], {hour12: false})}`;
+    document.getElementById("updated").textContent =
+      `process ${state.pid} · updated ${new Date().toLocaleTimeString([], {hour12: false})}`;
   }
 
   async function poll() {
