@@ -11,6 +11,8 @@ from orders.users_client import users_manager_reset
 from project.resilience import Event, RetryManager, UpstreamConfig
 
 BASE_URL = "http://users.test"
+URL = f"{BASE_URL}/users/1"
+USER = {"id": 1, "name": "Aaron Apple", "phone": "99992222"}
 
 
 class FakeClock:

@@ -11,20 +11,9 @@ from http import HTTPStatus
 
 import pytest
 import requests
-import responses
-from responses.registries import OrderedRegistry
 
 from project.resilience import CircuitOpen, Deadline, UpstreamTimeout, UpstreamUnavailable
-from tests.conftest import BASE_URL
-
-URL = f"{BASE_URL}/users/1"
-USER = {"id": 1, "name": "Aaron Apple", "phone": "99992222"}
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
-        yield rsps
+from tests.conftest import URL, USER
 
 
 def slow(clock, seconds: float, status: int = 502):

@@ -5,20 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-import responses
-from responses.registries import OrderedRegistry
 
 from project.resilience import CircuitOpen, UpstreamUnavailable, describe, log_event
 from project.resilience import events as ev
-from tests.conftest import BASE_URL
-
-URL = f"{BASE_URL}/users/1"
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
-        yield rsps
+from tests.conftest import URL
 
 
 def test_a_failed_call_reports_each_fact(mocked, make_manager, events, clock):

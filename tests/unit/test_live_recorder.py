@@ -6,22 +6,11 @@ import threading
 from http import HTTPStatus
 
 import pytest
-import responses
-from responses.registries import OrderedRegistry
 
 from project.live import CallRecorder
 from project.resilience import CircuitOpen, Event, RetryManager, UpstreamConfig, UpstreamUnavailable
 from project.resilience import events as ev
-from tests.conftest import BASE_URL
-
-URL = f"{BASE_URL}/users/1"
-USER = {"id": 1, "name": "Aaron Apple", "phone": "99992222"}
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
-        yield rsps
+from tests.conftest import BASE_URL, URL, USER
 
 
 @pytest.fixture

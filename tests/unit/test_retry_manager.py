@@ -8,8 +8,6 @@ from http import HTTPStatus
 
 import pytest
 import requests
-import responses
-from responses.registries import OrderedRegistry
 
 from project.resilience import (
     DEADLINE_HEADER,
@@ -20,16 +18,7 @@ from project.resilience import (
     UpstreamUnavailable,
 )
 from project.resilience import events as ev
-from tests.conftest import BASE_URL
-
-URL = f"{BASE_URL}/users/1"
-USER = {"id": 1, "name": "Aaron Apple", "phone": "99992222"}
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
-        yield rsps
+from tests.conftest import URL, USER
 
 
 def add(mocked, *statuses: int, method: str = "GET", **kwargs) -> None:
