@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from typing import Any
 
 import requests
 
-from bench.run import Sample, machine, median_of, percentile, warm
+from bench.run import load as run_load
+from bench.run import machine, median_of, percentile, warm
 from bench.stack import ROOT, Stack
 
 OUT = ROOT / "bench" / "out" / "post_orders.json"
@@ -67,27 +67,8 @@ SENDERS: dict[str, Send] = {
 
 def load(url: str, send: Send, *, callers: int, seconds: float) -> dict[str, float]:
     """``callers`` threads send back to back for ``seconds``; throughput and latencies."""
-    samples: list[Sample] = []
-    lock = threading.Lock()
     began = time.monotonic()
-    stop_at = began + seconds
-
-    def caller() -> None:
-        with requests.Session() as session:
-            while time.monotonic() < stop_at:
-                started = time.monotonic()
-                try:
-                    status = send(session, url).status_code
-                except requests.RequestException:
-                    status = 0
-                with lock:
-                    samples.append(Sample(started - began, time.monotonic() - started, status, ""))
-
-    threads = [threading.Thread(target=caller) for _ in range(callers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    samples = run_load(url, callers=callers, seconds=seconds, send=send)
     wall = time.monotonic() - began
     latencies = [s.latency for s in samples]
     return {

@@ -107,9 +107,20 @@ def sequential(url: str, n: int) -> list[float]:
     return latencies
 
 
-def load(url: str, *, callers: int, seconds: float) -> list[Sample]:
-    """``callers`` threads each GET ``url`` back to back for ``seconds``; a request in
-    flight at the end is waited for and counted. Call ``warm(url)`` first.
+def _get(session: requests.Session, url: str) -> requests.Response:
+    return session.get(url, timeout=120)
+
+
+def load(
+    url: str,
+    *,
+    callers: int,
+    seconds: float,
+    send: Callable[[requests.Session, str], requests.Response] = _get,
+) -> list[Sample]:
+    """``callers`` threads each ``send`` (default: GET) to ``url`` back to back for
+    ``seconds``; a request in flight at the end is waited for and counted. Call
+    ``warm(url)`` first.
     """
     samples: list[Sample] = []
     lock = threading.Lock()
@@ -121,9 +132,9 @@ def load(url: str, *, callers: int, seconds: float) -> list[Sample]:
             while time.monotonic() < stop_at:
                 started = time.monotonic()
                 try:
-                    response = session.get(url, timeout=120)
+                    response = send(session, url)
                     status = response.status_code
-                    code = response.json().get("code", "") if status != 200 else ""
+                    code = response.json().get("code", "") if status >= 400 else ""
                 except (requests.RequestException, ValueError) as exc:
                     status, code = 0, type(exc).__name__
                 sample = Sample(started - began, time.monotonic() - started, status, code)
