@@ -10,6 +10,7 @@ layer to multiply attempts), and this module runs the loop, asking urllib3's ``R
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import math
@@ -538,11 +539,25 @@ def _classify(exc: requests.RequestException) -> _Result:
         kind = "connect_timeout"
     elif isinstance(cause, ReadTimeoutError) or isinstance(exc, requests.ReadTimeout):
         kind = "read_timeout"
+    elif _malformed(cause):  # it answered, in something that is not HTTP/1.1: a 502
+        kind = "malformed_response"
     elif isinstance(exc, requests.ConnectionError):  # reset or closed after sending
         kind = "connection_reset"
     else:
         raise exc
     return _Result(error=kind, exc=_urllib3_error(kind, str(exc)))
+
+
+def _malformed(cause: object) -> bool:
+    """A status line or headers that http.client refused (not HTTP, a line over 64 KiB,
+    over 100 headers): the server is talking, wrongly, and asking again will not fix that.
+    A connection closed before the status line (``RemoteDisconnected``) is not this: that
+    is a reset, and retried like one.
+    """
+    inner = cause.args[1] if isinstance(cause, ProtocolError) and len(cause.args) > 1 else None
+    return isinstance(inner, http.client.HTTPException) and not isinstance(
+        inner, http.client.RemoteDisconnected | ConnectionError
+    )
 
 
 def _urllib3_error(kind: str, message: str) -> Exception:

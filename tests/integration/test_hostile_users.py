@@ -68,9 +68,9 @@ ROWS = [
     Row(hs.close_before_status, *UNAVAILABLE),
     Row(hs.reset_after_request, *UNAVAILABLE),
     Row(hs.short_body, *UNAVAILABLE),
-    Row(hs.not_http, *UNAVAILABLE),
-    Row(hs.too_many_headers, *UNAVAILABLE),
-    Row(hs.header_line_over_64k, *UNAVAILABLE),
+    Row(hs.not_http, *BAD),  # not HTTP: 502, not retried
+    Row(hs.too_many_headers, *BAD),  # not HTTP: 502, not retried
+    Row(hs.header_line_over_64k, *BAD),  # not HTTP: 502, not retried
     Row(hs.gzip_bomb, *BAD),
     Row(hs.deflate_bomb, *BAD),
     Row(hs.stacked_encoding_bomb, *BAD),
