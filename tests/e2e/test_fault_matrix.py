@@ -94,7 +94,9 @@ ROWS = [
     Row("slow 0.5 s (< read timeout)", fault("slow", "--delay", "0.5"), 200, "", (1, 1), 1.0),
     Row("slow 3 s (> read timeout 1 s)", fault("slow", "--delay", "3"), 504, "users_timeout",
         (2, 2), WITHIN_DEADLINE, count_arrivals=True),
-    Row("drip, 4 bytes/s", fault("drip", "--interval", "1"), 504, "users_timeout", (1, 1),
+    # A piece 1 s apart races the 1 s read timeout: on a loaded machine it loses, and the
+    # read timeout's retry (a GET) is the right answer: 1 or 2 requests, 504 at the deadline.
+    Row("drip, 4 bytes/s", fault("drip", "--interval", "1"), 504, "users_timeout", (1, 2),
         WITHIN_DEADLINE, count_arrivals=True),
     Row("Users killed (refused)", kill_users, 503, "users_unavailable", (0, 0), 2.0),
     Row("Users restarted", restart_users, 200),
