@@ -114,9 +114,9 @@ ROWS = [
     Row("slow 0.5 s (< read timeout)", fault("slow", "--delay", "0.5"), 200, "", (1, 1), 1.0),
     Row("slow 3 s (> read timeout 1 s)", fault("slow", "--delay", "3"), 504, "users_timeout",
         (2, 2), WITHIN_DEADLINE, count_arrivals=True),
-    # Each piece inside the 1 s read timeout (an interval of exactly 1 s raced it): only
-    # the deadline can end the call.
-    Row("drip, 8 bytes/s", fault("drip", "--interval", "0.5"), 504, "users_timeout", (1, 1),
+    # Each piece well inside the 1 s read timeout: the deadline ends the call. On a loaded
+    # machine a piece can still come late, and the read timeout's retry (a GET) is right.
+    Row("drip, 8 bytes/s", fault("drip", "--interval", "0.5"), 504, "users_timeout", (1, 2),
         WITHIN_DEADLINE, count_arrivals=True),
     # Transport faults, from the fault proxy between Orders and Users.
     Row("down (refused, retried)", fault("down"), 503, "users_unavailable", (0, 0),
