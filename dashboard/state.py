@@ -67,7 +67,7 @@ def upstream_state(name: str) -> dict[str, Any]:
             "available": round(manager.budget.available(), 2),
             "ratio": manager.budget.ratio,
             "floor": manager.budget.floor,
-            "window": cfg.budget_window,
+            "window": recorded["budget_window"],  # what the counts below cover
             # Counted from the events by the recorder (the budget keeps its own counts private).
             "recent_requests": recorded["recent_requests"],
             "recent_retries": recorded["recent_retries"],
