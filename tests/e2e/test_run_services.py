@@ -40,20 +40,22 @@ def launcher_env(tmp_path: Path, template: Path) -> dict[str, str]:
     return {**env, "DATABASE_URL": f"sqlite:///{database}", "PYTHONUNBUFFERED": "1"}
 
 
-def test_make_serve_without_a_secret_key_is_one_line_and_exit_1(tmp_path, sqlite_template):
-    """Production settings (gunicorn) refuse to start without DJANGO_SECRET_KEY: one line."""
-    env = launcher_env(tmp_path, sqlite_template)
-    done = subprocess.run(
-        [*argv(free_port(), free_port(), free_port()), "--server", "gunicorn"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE,
-    )
+def refused_in_one_line(command: list[str], env: dict[str, str]) -> str:
+    """Run the launcher expecting a refusal: exit 1, no banner, one line on stderr; that line."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 1
     assert done.stdout == ""  # no banner, no server started
     assert done.stderr.count("\n") == 1, done.stderr
-    assert "DJANGO_SECRET_KEY is required" in done.stderr
+    return done.stderr
+
+
+def test_make_serve_without_a_secret_key_is_one_line_and_exit_1(tmp_path, sqlite_template):
+    """Production settings (gunicorn) refuse to start without DJANGO_SECRET_KEY: one line."""
+    env = launcher_env(tmp_path, sqlite_template)
+    line = refused_in_one_line(
+        [*argv(free_port(), free_port(), free_port()), "--server", "gunicorn"], env
+    )
+    assert "DJANGO_SECRET_KEY is required" in line
 
 
 def test_a_taken_port_is_one_line_and_exit_1_before_anything_starts(tmp_path, sqlite_template):
@@ -63,17 +65,8 @@ def test_a_taken_port_is_one_line_and_exit_1_before_anything_starts(tmp_path, sq
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         orders = taken.getsockname()[1]
-        done = subprocess.run(
-            argv(users, orders, proxy),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PATIENCE,
-        )
-    assert done.returncode == 1
-    assert done.stdout == ""  # no banner, no server started
-    assert done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith(f"Port {orders} (orders) on 127.0.0.1 is already in use")
+        line = refused_in_one_line(argv(users, orders, proxy), env)
+    assert line.startswith(f"Port {orders} (orders) on 127.0.0.1 is already in use")
     assert refuses(users)
     assert refuses(proxy)
 
