@@ -82,6 +82,15 @@ def burst(driver: webdriver.Chrome) -> None:
     )
 
 
+def start_from_page(browser, mode: str, value: str) -> None:
+    """Type ``value`` into the mode's argument and press its button, as a person would."""
+    button = browser.find_element(By.CSS_SELECTOR, f"button[data-mode={mode}]")
+    field = button.find_element(By.XPATH, "..").find_element(By.NAME, "value")
+    field.clear()
+    field.send_keys(value)
+    button.click()
+
+
 def test_a_fault_started_on_the_page_opens_the_breaker_and_clearing_it_closes_it(
     stack, browser
 ) -> None:
@@ -98,13 +107,7 @@ def test_a_fault_started_on_the_page_opens_the_breaker_and_clearing_it_closes_it
     wait_for_breaker(browser, "closed")
     wait_for_text(browser, "#fault", "No simulated outage")
 
-    form = browser.find_element(By.CSS_SELECTOR, "button[data-mode=error]").find_element(
-        By.XPATH, ".."
-    )
-    value = form.find_element(By.NAME, "value")
-    value.clear()
-    value.send_keys("502")
-    form.find_element(By.CSS_SELECTOR, "button[data-mode=error]").click()
+    start_from_page(browser, "error", "502")
     wait_for_text(browser, "#fault", "Simulated outage active: error 502")
     assert "error 502" in s.manage("simulate_outage", "status")  # the row is really there
 
@@ -127,12 +130,6 @@ def test_an_invalid_fault_shows_the_commands_error_and_writes_nothing(stack, bro
     s = stack(DJANGO_DEBUG="1")
     browser.get(f"{s.orders.url}/resilience/")
     wait_for_breaker(browser, "closed")
-    form = browser.find_element(By.CSS_SELECTOR, "button[data-mode=error]").find_element(
-        By.XPATH, ".."
-    )
-    value = form.find_element(By.NAME, "value")
-    value.clear()
-    value.send_keys("200")
-    form.find_element(By.CSS_SELECTOR, "button[data-mode=error]").click()
+    start_from_page(browser, "error", "200")
     wait_for_text(browser, "#fault-errors", "--status must be an HTTP error status, 400..599")
     assert "No simulated outage" in s.manage("simulate_outage", "status")
