@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from project.resilience import Event, RetryManager
+from project.resilience import Event
 from project.resilience import events as ev
 from project.resilience.window import SlidingCounts
 
@@ -247,16 +247,3 @@ class CallRecorder:
 
 #: The process-wide recorder (one per process, like the breaker and the budget).
 RECORDER = CallRecorder()
-
-#: How the page finds each upstream's manager: name -> a function returning it.
-_MANAGERS: dict[str, Callable[[], RetryManager]] = {}
-
-
-def register_manager(name: str, getter: Callable[[], RetryManager]) -> None:
-    """Make an upstream's process-wide manager visible to the resilience page."""
-    _MANAGERS[name] = getter
-
-
-def manager_for(name: str) -> RetryManager | None:
-    getter = _MANAGERS.get(name)
-    return getter() if getter is not None else None
