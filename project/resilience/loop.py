@@ -95,6 +95,7 @@ class _Tried:
     started: float
     left: float
     own_left: float
+    hedge: bool = False  # sent beside another attempt, not after a failure
 
 
 @dataclass(slots=True)
@@ -281,8 +282,9 @@ class RetryManager:
             )
             if judged.done:
                 _add(call.history, Attempt(number, outcome.label, elapsed))
-                if number > 1:
-                    self.budget.refund()  # a retry that worked was not wasted load
+                if number > 1 and not tried.hedge:
+                    self.budget.refund()  # a retry that worked was not wasted load; a hedge
+                    # that won still added load, and hedges must stay within the budget
                 duration = self._clock() - call.started
                 self._emit(event(events.CALL_SUCCEEDED, duration=duration))
                 return UpstreamResponse(
@@ -409,7 +411,8 @@ class RetryManager:
                 loser.guard.fire()  # its socket shut, its connection never pooled (no-op if done)
                 _add(call.history, Attempt(loser.number, HEDGE_LOST, self._clock() - loser.started))
         outcome = winner.future.result()
-        return _Tried(outcome, winner.number, winner.started, winner.left, winner.own_left)
+        hedge = winner is not racing[0]
+        return _Tried(outcome, winner.number, winner.started, winner.left, winner.own_left, hedge)
 
     def _first_good(self, racing: list[_Running], call: _Call) -> _Running:
         """The first attempt to finish with an answer; if all fail, the last to fail."""
