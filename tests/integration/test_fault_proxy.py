@@ -151,13 +151,13 @@ def exchange(port: int, *, timeout: float = PATIENCE) -> tuple[bytes, str]:
     """Send one request on a new connection; everything received, and how it ended."""
     received = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request(port))
         try:
+            sock.sendall(request(port))  # a reset may come before the request is out
             while chunk := sock.recv(65536):
                 received += chunk
                 if received == RESPONSE:
                     return received, "complete"
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             return received, "reset"
         except TimeoutError:
             return received, "timeout"
