@@ -1,18 +1,20 @@
 """One URL, one API view per HTTP method (the HackSoft Django Styleguide's "one API per
-operation"), without changing what a caller of the URL sees.
+operation"), and the URL still answers as one DRF view did.
 
 A ``MethodDispatch`` subclass names its views, ``views = {"GET": ListApi, "POST":
-CreateApi}``, and is routed like any ``APIView`` (``as_view()``: CSRF-exempt as DRF makes
+CreateApi}``, and is routed like any ``APIView`` (``as_view()``: CSRF-exempt, as DRF makes
 it). A request whose method has a view goes to that view, untouched (``HEAD`` to ``GET``'s,
-as Django does); every other method (``OPTIONS``, and the 405 of ``PUT``, ``DELETE``, ...)
-takes DRF's own path on the dispatcher, so those answers are DRF's, problem details
-included. ``Allow`` names what the URL allows, not what the one view that answered does.
+as Django does); any other method takes DRF's own path on the dispatcher: ``OPTIONS``, and
+the 405 problem of ``PUT``, ``DELETE``, ... ``Allow`` names what the URL allows, whichever
+view answered.
 
-drf-spectacular lists one operation per (path, method) from the URLconf, reading the view
-class behind each route. ``preprocess_method_dispatch``, a preprocessing hook (the documented
-place to "alter which operations should be represented in your schema"), swaps the
-dispatcher for the view that serves each method, so each operation's schema is read from
-its own view's ``@extend_schema``, exactly as when one view served both.
+The OpenAPI schema: drf-spectacular walks the URLconf and, for each route to an ``APIView``,
+makes one operation per allowed method (here GET and POST), reading it from the view class
+behind the route. Its preprocessing hooks are the documented place to change that list of
+(path, path_regex, method, callback) before any schema is read
+(``SPECTACULAR_SETTINGS["PREPROCESSING_HOOKS"]``). ``preprocess_method_dispatch`` swaps
+the dispatcher for the view that serves each method, so every operation is read from its
+own view's ``@extend_schema``, exactly as when one view had both methods.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The Users API's one response shape, declared once: the Users view renders it, Orders
-renders the user it got with it, and Orders' Users client checks a Users answer against it.
+"""The Users API's response shape, declared once: the Users view renders it, Orders renders
+the user it got from Users with it, and a client can hold a Users answer to it.
 """
 
 from __future__ import annotations
