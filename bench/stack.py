@@ -43,6 +43,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def served_by(argv: list[str], app: str) -> list[str]:
+    """``server_command``'s argv, serving ``app`` (a module such as ``bench.tutorial_wsgi``)
+    instead of the project's own entry points: gunicorn loads ``app:application``, and
+    runserver runs as ``python -m app`` instead of ``manage.py``."""
+    swap = {"project.wsgi:application": [f"{app}:application"], "manage.py": ["-m", app]}
+    served = [part for arg in argv for part in swap.get(arg, [arg])]
+    if served == argv:
+        raise ValueError(f"no entry point to replace in {argv}")
+    return served
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Poll an observable state; the timeout is an outer limit, never the verdict."""
     deadline = time.monotonic() + timeout
@@ -73,12 +84,14 @@ class Service:
         server: str = "runserver",
         argv: list[str] | None = None,
         root: Path = ROOT,
+        app: str | None = None,
     ) -> None:
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
         self.name, self.env, self.port, self.server = name, env, port, server
         self.argv = argv  # another program than a server of this project (the proxy)
         self.root = root  # the project tree served: this one, or another version's (bench)
+        self.app = app  # a module serving the project its own way (see ``served_by``)
         self.log_path = log_dir / f"{name}-{port}.log"
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -89,6 +102,8 @@ class Service:
         threads = int(self.env.get("GUNICORN_THREADS", "32"))
         workers = int(self.env.get("GUNICORN_WORKERS", "1"))
         argv = server_command(self.server, self.port, workers=workers, threads=threads)
+        if self.app is not None:
+            argv = served_by(argv, self.app)
         return [*argv, "--noreload"] if self.server == "runserver" else argv
 
     def start(self) -> Service:
@@ -275,7 +290,8 @@ class Stack:
 
     The database is ``database_url`` or ``E2E_DATABASE_URL`` if set (migrated, any fault
     cleared), else a copy of ``template`` (from ``migrated_sqlite``), else a new SQLite file
-    in ``tmp``. ``proxy`` puts the fault proxy between Orders and Users.
+    in ``tmp``. ``proxy`` puts the fault proxy between Orders and Users. ``orders_app``
+    serves Orders from that module instead (``bench.tutorial_wsgi``: the tutorial's client).
     """
 
     def __init__(
@@ -287,8 +303,9 @@ class Stack:
         proxy: bool = False,
         root: Path = ROOT,
         database_url: str | None = None,
+        orders_app: str | None = None,
     ) -> None:
-        self.root = root
+        self.root, self.orders_app = root, orders_app
         shared_url = database_url or os.environ.get("E2E_DATABASE_URL")
         sqlite = tmp / "stack.sqlite3"
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
@@ -316,7 +333,9 @@ class Stack:
             **orders_env,
         }
         self.tmp, self.server, self.orders_env = tmp, server, orders_env
-        self.orders = Service("orders", orders_env, tmp, free_port(), server, root=root)
+        self.orders = Service(
+            "orders", orders_env, tmp, free_port(), server, root=root, app=orders_app
+        )
         self.more_orders: list[Service] = []
         self.session = requests.Session()
         try:
@@ -332,7 +351,13 @@ class Stack:
         """Another Orders instance on its own port, on the same database and Users."""
         env = {**self.orders_env, **env}
         service = Service(
-            "orders", env, self.tmp, free_port(), server or self.server, root=self.root
+            "orders",
+            env,
+            self.tmp,
+            free_port(),
+            server or self.server,
+            root=self.root,
+            app=self.orders_app,
         )
         self.more_orders.append(service.start())
         return service

@@ -5,7 +5,7 @@ removed ``method_whitelist``), and 404 is left out of the status list as the ben
 issue specifies. Everything else is the tutorial's: a new ``Session`` per call,
 ``Retry(total=5, backoff_factor=1)``, a 10 s per-read timeout, and every failure it
 catches reported as "user not found".
-Orders uses it when ``USERS_CLIENT=bench.tutorial_client.user_get``.
+Orders uses it when served by ``bench/tutorial_wsgi.py``.
 """
 
 from __future__ import annotations

@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 #: Keys are compared as sent (the draft's quoted "..." form included): same header value,
 #: same key. The OpenAPI schema states exactly this, so what it allows is what we accept.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.utils.module_loading import import_string
 from rest_framework.exceptions import NotFound
 
 from orders.data import seed_orders_for_user
 from orders.models import Order
+from orders.users_client import user_get
 from project.resilience import Deadline
 
 
@@ -30,5 +29,4 @@ def order_list_for_user(*, user_id: int, deadline: Deadline | None = None) -> di
     orders = orders_for_user(user_id=user_id)
     if not orders:
         raise NotFound("No orders found for this user ID", code="orders_not_found")
-    user_get = import_string(settings.USERS_CLIENT)  # orders.users_client.user_get by default
     return {"user": user_get(user_id=user_id, deadline=deadline), "orders": orders}

@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import serializers
-
 from project.resilience import Deadline, UpstreamBadResponse, UpstreamResponse
 from project.upstreams import upstream
-
-
-class _UserPayload(serializers.Serializer):
-    """What a Users 200 must hold to count as a user."""
-
-    id = serializers.IntegerField(min_value=1)
-    name = serializers.CharField(allow_blank=True, max_length=1000)
-    phone = serializers.CharField(allow_blank=True, max_length=100)
+from users.serializers import UserSerializer
 
 
 def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any]:
@@ -64,7 +55,7 @@ def _user_from(response: UpstreamResponse, *, user_id: int) -> dict[str, Any]:
         payload = response.json()
     except ValueError:
         raise _bad("a body that is not JSON") from None
-    user = _UserPayload(data=payload if isinstance(payload, dict) else {})
+    user = UserSerializer(data=payload if isinstance(payload, dict) else {})  # Users' shape
     if not user.is_valid() or user.validated_data["id"] != user_id:
         raise _bad("JSON that is not this user")
     return dict(user.validated_data)

@@ -1,4 +1,10 @@
-"""Orders API: validate the query, call one selector, return its result."""
+"""Orders API, one view per operation: validate the input, call one selector or service,
+render its result through the output serializer. ``orders/urls.py`` routes both methods of
+``/orders/`` to these.
+
+A caller that sends its time left (``X-Request-Timeout-Ms``) bounds the Users call too:
+Orders never works longer than its own caller will wait.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.idempotency import KEY_HEADER, KEY_SCHEMA, REPLAYED_HEADER, parse_key
+from orders.idempotency import KEY_SCHEMA, REPLAYED_HEADER, parse_key
 from orders.selectors import order_list_for_user
 from orders.services import order_create
 from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
-from project.resilience import DEADLINE_HEADER, Deadline
+from project.resilience import DEADLINE_HEADER, IDEMPOTENCY_HEADER, Deadline
+from users.serializers import UserSerializer
 
 #: Ids are 32-bit here; anything larger is a client bug, not a user to look up.
 MAX_USER_ID = 2**31 - 1
@@ -56,12 +63,14 @@ class OrderSerializer(serializers.Serializer):
     product = serializers.CharField()
 
 
-class OrderUserSerializer(serializers.Serializer):
+class OrderUserSerializer(UserSerializer):
     """The user from Users; only ``id`` when Users has no record of them (the stub)."""
 
-    id = serializers.IntegerField()
-    name = serializers.CharField(required=False)
-    phone = serializers.CharField(required=False)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # Optional in the schema, and left out when absent: the stub renders as {"id": n}.
+        fields["name"].required = fields["phone"].required = False
+        return fields
 
 
 class OrderListSerializer(serializers.Serializer):
@@ -69,13 +78,8 @@ class OrderListSerializer(serializers.Serializer):
     orders = OrderSerializer(many=True)
 
 
-class OrderListView(APIView):
-    """``GET /orders/?user_id=<id>``: the user's orders with the user from Users;
-    ``POST /orders/``: create one, at most once per ``Idempotency-Key``.
-
-    A caller that sends its time left (``X-Request-Timeout-Ms``) bounds the Users call
-    too: Orders never works longer than its own caller will wait.
-    """
+class OrderListApi(APIView):
+    """``GET /orders/?user_id=<id>``: the user's orders, with the user from Users."""
 
     @extend_schema(
         operation_id="orders_for_user",
@@ -87,8 +91,9 @@ class OrderListView(APIView):
                 _400="`user_id` missing, not an integer, or out of range (`invalid_request`)",
                 _404="No orders for this user (`orders_not_found`)",
                 _502="Users answered with something that is not this user (`users_bad_response`)",
-                _503="Users is failing (`users_unavailable`) or the circuit breaker is open "
-                "(`users_circuit_open`); see `Retry-After`",
+                _503="Users is failing (`users_unavailable`), the circuit breaker is open "
+                "(`users_circuit_open`) or Users is slow and the calls to it allowed are all "
+                "in flight (`users_overloaded`); see `Retry-After`",
                 _504="Users did not answer in time (`users_timeout`)",
             ),
         },
@@ -97,9 +102,12 @@ class OrderListView(APIView):
         query = OrderListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER))
-        return Response(
-            order_list_for_user(user_id=query.validated_data["user_id"], deadline=deadline)
-        )
+        found = order_list_for_user(user_id=query.validated_data["user_id"], deadline=deadline)
+        return Response(OrderListSerializer(found).data)
+
+
+class OrderCreateApi(APIView):
+    """``POST /orders/``: create an order, at most once per ``Idempotency-Key``."""
 
     @extend_schema(
         operation_id="order_create",
@@ -107,7 +115,7 @@ class OrderListView(APIView):
         request=OrderCreateInput,
         parameters=[
             OpenApiParameter(
-                KEY_HEADER,
+                IDEMPOTENCY_HEADER,
                 KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Same key and body: the first response, replayed, no second order."
@@ -133,8 +141,8 @@ class OrderListView(APIView):
                 _422="No such user (`user_not_found`), or the key was used with another body "
                 "(`idempotency_key_reused`)",
                 _502="Users answered badly (`users_bad_response`); nothing was stored",
-                _503="Users unavailable (`users_unavailable`, `users_circuit_open`); nothing "
-                "was stored, retry with the same key",
+                _503="Users unavailable (`users_unavailable`, `users_circuit_open`, "
+                "`users_overloaded`); nothing was stored, retry with the same key",
                 _504="Users did not answer in time (`users_timeout`); nothing was stored",
             ),
         },
@@ -142,11 +150,10 @@ class OrderListView(APIView):
     def post(self, request: Request) -> Response:
         body = OrderCreateInput(data=request.data)
         body.is_valid(raise_exception=True)
-        key = parse_key(request.headers.get(KEY_HEADER))
+        key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
         deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER))
-
-        stored = order_create(**body.validated_data, deadline=deadline, idempotency_key=key)
-        response = Response(stored.body, status=stored.status)
-        if stored.replayed:
+        created = order_create(**body.validated_data, deadline=deadline, idempotency_key=key)
+        response = Response(OrderSerializer(created.body).data, status=created.status)
+        if created.replayed:
             response[REPLAYED_HEADER] = "true"
         return response

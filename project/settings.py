@@ -54,10 +54,6 @@ OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
 #: Seconds an Idempotency-Key of POST /orders/ is remembered (IETF draft: "expiry").
 IDEMPOTENCY_KEY_TTL = env_float("IDEMPOTENCY_KEY_TTL", 24 * 3600.0)
 
-#: The function Orders gets a user with. The benchmarks swap in the tutorial's client
-#: (``bench.tutorial_client.user_get``) to compare both on the same servers.
-USERS_CLIENT = env_str("USERS_CLIENT", "orders.users_client.user_get")
-
 #: Upstreams Orders calls; each dict is the keyword arguments of an ``UpstreamConfig``.
 UPSTREAMS = {"users": upstream_settings("USERS", base_url="http://127.0.0.1:8200")}
 
@@ -173,6 +169,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /orders/ is one view per method behind a dispatcher: each method's view documents it.
+    "PREPROCESSING_HOOKS": ["project.dispatch.preprocess_method_dispatch"],
 }
 
 #: RFC 9457 ``type`` of our problems is this prefix + the stable ``code``; a ``tag:`` URI

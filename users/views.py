@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
 from users.selectors import user_get
-
-
-class UserSerializer(serializers.Serializer):
-    """The tutorial's contract: ``{"id", "name", "phone"}``."""
-
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    phone = serializers.CharField()
+from users.serializers import UserSerializer
 
 
 class UserDetailView(APIView):

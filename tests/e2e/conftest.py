@@ -20,8 +20,8 @@ def stack(tmp_path: Path, sqlite_template: Path) -> Iterator[Callable[..., Stack
     """``stack(USERS_RETRIES="5", ...)``: start both services, Orders with that environment."""
     started: list[Stack] = []
 
-    def start(server: str = "runserver", **orders_env: str) -> Stack:
-        s = Stack(tmp_path, orders_env, server, sqlite_template)
+    def start(server: str = "runserver", orders_app: str | None = None, **orders_env: str) -> Stack:
+        s = Stack(tmp_path, orders_env, server, sqlite_template, orders_app=orders_app)
         started.append(s)
         return s
 
