@@ -74,6 +74,14 @@ def resolve(host: str, port: int, n: int) -> dict[str, float]:
     return {"median_ms": statistics.median(times), "max_ms": max(times)}
 
 
+class _NoWatchdog(Watchdog):
+    """The baseline: guards that never fire (socket timeouts per operation only). The
+    benchmark's own stand-in, injected where tests inject theirs."""
+
+    def arm(self, seconds: float) -> Guard:
+        return Guard(math.inf)
+
+
 def measure(users_url: str, *, rounds: int, calls: int, seconds: float) -> dict[str, Any]:
     config = UpstreamConfig(name="users", base_url=users_url)
     raw = requests.Session()
@@ -82,7 +90,7 @@ def measure(users_url: str, *, rounds: int, calls: int, seconds: float) -> dict[
     url = f"{users_url}/users/1"
     clients: dict[str, Callable[[], object]] = {}
     watched = RetryManager(config, listeners=[])
-    unwatched = RetryManager(config, listeners=[], watchdog=None)
+    unwatched = RetryManager(config, listeners=[], watchdog=_NoWatchdog())
     clients["raw_pooled"] = lambda: raw.get(url, timeout=(0.5, 2)).json()
     clients["watchdog"] = lambda: watched.get("/users/1").json()
     clients["no_watchdog"] = lambda: unwatched.get("/users/1").json()

@@ -41,6 +41,7 @@ def upstream_state(name: str) -> dict[str, Any]:
     manager = upstream(name).manager
     state: dict[str, Any] = {
         "name": name,
+        "client": True,  # every configured upstream has one, made on first use
         "in_flight": recorded["in_flight"],
         "calls": recorded["calls"],
         "transitions": recorded["transitions"],

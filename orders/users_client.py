@@ -42,8 +42,11 @@ def _is_json(response: UpstreamResponse) -> bool:
     return _content_type(response) in ("application/json", "application/problem+json")
 
 
-def _bad(reason: str) -> UpstreamBadResponse:
-    return UpstreamBadResponse("users", reason, history=())
+def _bad(answered: str) -> UpstreamBadResponse:
+    """Users answered, with something that is not a user: a 502 ``users_bad_response``."""
+    return UpstreamBadResponse(
+        "users", f"answered {answered}", detail=f"The Users service answered {answered}."
+    )
 
 
 def _user_from(response: UpstreamResponse, *, user_id: int) -> dict[str, Any]:
@@ -54,8 +57,8 @@ def _user_from(response: UpstreamResponse, *, user_id: int) -> dict[str, Any]:
     try:
         payload = response.json()
     except ValueError:
-        raise _bad("a body that is not JSON") from None
+        raise _bad("with a body that is not JSON") from None
     user = UserSerializer(data=payload if isinstance(payload, dict) else {})  # Users' shape
     if not user.is_valid() or user.validated_data["id"] != user_id:
-        raise _bad("JSON that is not this user")
+        raise _bad("with JSON that is not this user")
     return dict(user.validated_data)

@@ -41,7 +41,7 @@ UPSTREAM_PROBLEMS: tuple[tuple[type[UpstreamError], int, str, str], ...] = (
         CircuitOpen,
         503,
         "circuit_open",
-        "The {service} service is failing; it is not being called for a while.",
+        "The {service} service is failing; Orders is not calling it for a while.",
     ),
     (
         UpstreamOverloaded,
@@ -142,7 +142,7 @@ def upstream_problem(exc: UpstreamError, *, instance: str | None = None) -> Json
         retry_after = DEFAULT_RETRY_AFTER
     return problem_response(
         status,
-        detail=detail.format(service=exc.upstream.capitalize(), reason=exc.reason),
+        detail=exc.detail or detail.format(service=exc.upstream.capitalize(), reason=exc.reason),
         code=f"{exc.upstream}_{suffix}",
         instance=instance,
         retry_after=retry_after,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from project.resilience import Event, RetryManager, UpstreamConfig
+from project.resilience import Event, RetryManager, UpstreamConfig, set_testing
 from project.upstreams import reset_upstreams
 
 BASE_URL = "http://users.test"
@@ -91,3 +91,4 @@ def _fresh_process_state() -> Iterator[None]:
     reset_upstreams()
     yield
     reset_upstreams()
+    set_testing(False)  # a test that turned it on cannot leave it on

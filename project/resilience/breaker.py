@@ -29,13 +29,37 @@ Transition = Callable[[State, str], None]
 
 
 class Permit:
-    """One call ``allow()`` let through, in flight until ``record()`` or ``release()``."""
+    """One call ``allow()`` let through, in flight until ``record()`` or ``release()``.
 
-    __slots__ = ("slow", "started")
+    Its time counts from ``allow()``; the call loop pauses it while it sleeps (``pause``,
+    ``resume``), so only the time spent waiting on the upstream makes a call slow, not the
+    backoff or a ``Retry-After`` the loop chose to wait.
+    """
+
+    __slots__ = ("_since", "_spent", "slow")
 
     def __init__(self, started: float) -> None:
-        self.started = started
+        self._since: float | None = started  # waiting on the upstream since; None: paused
+        self._spent = 0.0
         self.slow = False  # already counted as slow while still in flight
+
+    def pause(self, now: float) -> None:
+        if self._since is not None:
+            self._spent += now - self._since
+            self._since = None
+
+    def resume(self, now: float) -> None:
+        if self._since is None:
+            self._since = now
+
+    def waited(self, now: float) -> float:
+        """Seconds spent waiting on the upstream so far."""
+        return self._spent + (0.0 if self._since is None else now - self._since)
+
+
+def _counted(permit: Permit | None) -> bool:
+    """Counted as a slow call already, while still in flight?"""
+    return permit is not None and permit.slow
 
 
 class CircuitBreaker:
@@ -79,7 +103,8 @@ class CircuitBreaker:
         self._state = State.CLOSED
         self._consecutive = 0
         self._opened_at = 0.0
-        self._probe_started: float | None = None
+        self._probe: Permit | None = None  # in half-open: the one call let through
+        self._probe_started = 0.0
 
     @property
     def state(self) -> State:
@@ -103,36 +128,37 @@ class CircuitBreaker:
                 self._state = State.HALF_OPEN
                 transition = (State.HALF_OPEN, f"open for {self.reset:g} s, probing")
             if self._state is State.HALF_OPEN and (
-                self._probe_started is None or now - self._probe_started >= self.reset
+                self._probe is None or now - self._probe_started >= self.reset
             ):
                 self._probe_started = now
-                permit = self._permit(now)
+                permit = self._probe = self._permit(now)
         self._notify(transition)
         return permit
 
     def record(self, permit: Permit | None = None, *, success: bool) -> None:
-        """Report how a call that ``allow()`` let through ended."""
+        """Report how a call that ``allow()`` let through ended. A call from before the
+        breaker last opened or closed is stale news, and ignored."""
         transition = None
         with self._lock:
-            slow = self._end(permit)
-            if self._state is State.HALF_OPEN:
-                self._probe_started = None
+            live, slow = self._end(permit)
+            if self._state is State.HALF_OPEN and (permit is None or permit is self._probe):
+                self._probe = None
                 if not success:
                     transition = self._open("probe failed")
                 elif slow:
                     transition = self._open(f"probe took over {self.slow_call:g} s")
                 else:
                     transition = self._close()
-            elif self._state is State.CLOSED:
-                counted = permit is not None and permit.slow
-                if not counted:  # counted as a call already, when it went slow in flight
-                    self._counts.add(a=int(success))
+            elif self._state is State.CLOSED and live:
+                if _counted(permit):  # as a (slow) success, while in flight
+                    if not success:
+                        self._counts.add(a=-1, b=1)
+                else:
+                    self._counts.add(a=int(success), b=int(not success))
                     self._slow.add(a=int(slow))
-                self._counts.add(b=int(not success))
                 self._consecutive = 0 if success else self._consecutive + 1
                 if slow or not success:
                     transition = self._maybe_open()
-            # OPEN: a straggler that started before the breaker opened; its news is stale.
         self._notify(transition)
 
     def release(self, permit: Permit | None = None) -> None:
@@ -142,10 +168,10 @@ class CircuitBreaker:
         """
         transition = None
         with self._lock:
-            slow = self._end(permit)
-            if self._state is State.HALF_OPEN:
-                self._probe_started = None
-            elif self._state is State.CLOSED and slow and permit is not None and not permit.slow:
+            live, slow = self._end(permit)
+            if self._state is State.HALF_OPEN and (permit is None or permit is self._probe):
+                self._probe = None
+            elif self._state is State.CLOSED and live and slow and not _counted(permit):
                 self._counts.add(a=1)
                 self._slow.add(a=1)
                 transition = self._maybe_open()
@@ -161,23 +187,25 @@ class CircuitBreaker:
         self._in_flight[permit] = None
         return permit
 
-    def _end(self, permit: Permit | None) -> bool:
-        """Forget ``permit``; was its call slow?"""
+    def _end(self, permit: Permit | None) -> tuple[bool, bool]:
+        """Forget ``permit``: was it still current (not from before a transition), and
+        was its call slow?"""
         if permit is None:
-            return False
-        self._in_flight.pop(permit, None)
-        return permit.slow or self._is_slow(self._clock() - permit.started)
+            return True, False  # a caller that keeps no permits (tests): always current
+        live = self._in_flight.pop(permit, False) is None
+        return live, permit.slow or self._is_slow(permit.waited(self._clock()))
 
     def _is_slow(self, seconds: float) -> bool:
         return self.slow_call > 0 and seconds >= self.slow_call
 
     def _count_overdue(self, now: float) -> tuple[State, str] | None:
-        """Count each call in flight past ``slow_call`` as a slow call, once, now."""
+        """Count each call in flight past ``slow_call`` as a slow call, once, now. At most
+        the bulkhead's limit of calls are in flight: a short scan."""
+        if self.slow_call <= 0:
+            return None
         counted = False
-        for permit in self._in_flight:  # oldest first: stop at the first one not yet slow
-            if not self._is_slow(now - permit.started):
-                break
-            if not permit.slow:
+        for permit in self._in_flight:
+            if not permit.slow and self._is_slow(permit.waited(now)):
                 permit.slow, counted = True, True
                 self._counts.add(a=1)
                 self._slow.add(a=1)
@@ -198,7 +226,7 @@ class CircuitBreaker:
         if self._consecutive >= self.consecutive_failures:
             return self._open(f"{self._consecutive} consecutive failures")
         successes, failures = self._counts.totals()
-        calls = successes + failures
+        calls = max(0, successes) + failures  # a slow call that then failed moved a to b
         if calls < self.min_calls:
             return None
         if failures / calls >= self.failure_ratio:
@@ -211,6 +239,7 @@ class CircuitBreaker:
     def _open(self, cause: str) -> tuple[State, str]:
         self._state = State.OPEN
         self._opened_at = self._clock()
+        self._in_flight.clear()  # calls still out are from before: their news will be stale
         return State.OPEN, cause
 
     def _close(self) -> tuple[State, str]:
@@ -218,7 +247,7 @@ class CircuitBreaker:
         self._consecutive = 0
         self._counts.clear()
         self._slow.clear()
-        self._in_flight.clear()  # stragglers from before: their news is stale
+        self._in_flight.clear()  # calls still out started before the probe: stale news
         return State.CLOSED, "probe succeeded"
 
     def _notify(self, transition: tuple[State, str] | None) -> None:

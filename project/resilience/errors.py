@@ -25,9 +25,12 @@ class UpstreamError(Exception):
         *,
         history: tuple[Attempt, ...] = (),
         retry_after: float | None = None,
+        detail: str | None = None,
     ) -> None:
         self.upstream = upstream
         self.reason = reason
+        #: What to tell our own caller, when the generic sentence is not the right one.
+        self.detail = detail
         self.history = history
         self.retry_after = retry_after
         #: The caller's own deadline, tighter than the configured one, ended the call: it

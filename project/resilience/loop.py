@@ -7,9 +7,9 @@ log each attempt. So the transport (``transport.py``) makes exactly one attempt,
 policy (``policy.py``) judges it, and this module runs the loop between them:
 
     breaker, bulkhead -> attempt (hedged?) -> verdict -> attempts left? -> wait fits? ->
-    breaker still closed? -> budget? -> sleep -> attempt ...
+    breaker still closed? -> budget? -> sleep -> breaker still closed? -> attempt ...
 
-Every way out that is not the answer goes through ``_give_up``: one event, one error.
+Every way the loop gives up goes through ``_give_up``: its events, then one error.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class _Call:
     tighter: bool  # the caller's deadline binds
     keyed: bool  # carries an Idempotency-Key
     started: float
+    permit: Permit | None  # the breaker's, paused while the loop sleeps
     history: list[Attempt] = field(default_factory=list)
 
 
@@ -114,8 +115,8 @@ class RetryManager:
     """Calls one upstream resiliently. One instance per upstream per process; thread-safe.
 
     ``clock``, ``sleep`` and ``random`` are injectable so tests never wait through backoff.
-    ``watchdog`` enforces the deadline in every phase of an attempt (``None``: per socket
-    operation only, for the benchmark's comparison); it needs the default session's adapter.
+    ``watchdog`` enforces the deadline in every phase of an attempt (the process's own by
+    default); it needs the default session's adapter.
     """
 
     def __init__(
@@ -127,14 +128,14 @@ class RetryManager:
         random: Callable[[], float] = _random.random,
         listeners: Iterable[Listener] = (events.log_event,),
         session: requests.Session | None = None,
-        watchdog: Watchdog | None = WATCHDOG,
+        watchdog: Watchdog = WATCHDOG,
     ) -> None:
         self.config = config
         self._clock = clock
         self._sleep = sleep
         self._random = random
         self._listeners = tuple(listeners)
-        self.transport = Transport(config, session=session, watchdog=watchdog)
+        self.transport = Transport(config, watchdog, session=session)
         self.budget = RetryBudget(
             ratio=config.retry_budget,
             min_per_second=config.budget_min_retries_per_second,
@@ -166,8 +167,10 @@ class RetryManager:
 
     def close(self) -> None:
         self.transport.close()
-        if self._hedgers is not None:
-            self._hedgers.shutdown(wait=False, cancel_futures=True)
+        with self._hedgers_lock:
+            if self._hedgers is not None:
+                self._hedgers.shutdown(wait=False, cancel_futures=True)
+                self._hedgers = None  # a thread still holding this client makes a new one
 
     def get(self, path: str, **kwargs: Any) -> UpstreamResponse:
         return self.request("GET", path, **kwargs)
@@ -210,12 +213,19 @@ class RetryManager:
         # A call ended by its caller's own, tighter deadline says nothing about the
         # upstream's answers: it is not counted (only its slowness is), or anyone could
         # open the breaker with a short deadline header.
-        healthy: bool | None = True
+        healthy: bool | None = None  # a bug (not an UpstreamError) says nothing either
         try:
-            return self._run(self._start(method, path, params, headers, json_body, deadline))
+            call = self._start(method, path, params, headers, json_body, deadline, permit)
+            response = self._run(call)
         except (UpstreamTimeout, UpstreamUnavailable) as exc:
             healthy = None if exc.callers_deadline else False
             raise
+        except UpstreamBadResponse:
+            healthy = True  # it answered: a healthy server with a bad answer
+            raise
+        else:
+            healthy = True
+            return response
         finally:
             self.bulkhead.leave()
             if self.breaker is not None:
@@ -232,6 +242,7 @@ class RetryManager:
         headers: Mapping[str, str] | None,
         json_body: Any,
         deadline: Deadline | None,
+        permit: Permit | None,
     ) -> _Call:
         cfg = self.config
         sent = CaseInsensitiveDict(headers or {})  # RFC 9110: names are case-insensitive
@@ -245,6 +256,7 @@ class RetryManager:
             tighter=binding is deadline,
             keyed=policy.IDEMPOTENCY_HEADER in sent,
             started=self._clock(),
+            permit=permit,
         )
 
     def _run(self, call: _Call) -> UpstreamResponse:
@@ -290,7 +302,8 @@ class RetryManager:
                 return UpstreamResponse(
                     outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
                 )
-            wait, stop, needed, retry_after = self._next_wait(call, outcome, judged, number)
+            attempts = len(call.history) + 1  # this one, and a hedged pair's other one
+            wait, stop, needed, retry_after = self._next_wait(call, outcome, judged, attempts)
             _add(call.history, Attempt(number, outcome.label, elapsed, None if stop else wait))
             if stop is not None:
                 self._give_up(
@@ -311,9 +324,8 @@ class RetryManager:
                     time_left=call.deadline.remaining(),
                 )
             )
-            if not is_testing():
-                self._sleep(wait)
-            if self.breaker is not None and self.breaker.state is State.OPEN:
+            self._pause(call, wait)
+            if self._breaker_open():
                 self._give_up(call, outcome, OPENED_MEANWHILE, event=event)  # do not send it
 
     def _next_wait(
@@ -343,9 +355,24 @@ class RetryManager:
             if not policy.fits(wait, time_left=remaining, min_attempt=cfg.min_attempt):
                 stop = f"no time for another attempt ({remaining:.2f} s left)"
                 return wait, stop, wait + cfg.min_attempt, None
+        if self._breaker_open():  # other calls failed meanwhile: no sleep, no token
+            return wait, OPENED_MEANWHILE, None, retry_after
         if not self.budget.try_acquire():
             return wait, BUDGET_SPENT, None, retry_after
         return wait, None, None, retry_after
+
+    def _breaker_open(self) -> bool:
+        return self.breaker is not None and self.breaker.state is State.OPEN
+
+    def _pause(self, call: _Call, wait: float) -> None:
+        """Sleep before the next attempt (not in testing mode). The breaker's clock for
+        this call stops meanwhile: waiting by choice does not make the upstream slow."""
+        if call.permit is not None:
+            call.permit.pause(self._clock())
+        if not is_testing():
+            self._sleep(wait)
+        if call.permit is not None:
+            call.permit.resume(self._clock())
 
     # -- attempts -------------------------------------------------------------------------
 
@@ -356,7 +383,7 @@ class RetryManager:
         ):
             return self._hedged(call)
         started, left, own_left = self._clock(), call.deadline.remaining(), call.own.remaining()
-        outcome = self.transport.send(call.request, self.transport.arm(left), left)
+        outcome = self.transport.send(call.request, self.transport.arm(left), call.deadline)
         return _Tried(outcome, len(call.history) + 1, started, left, own_left)
 
     def _launch(self, call: _Call, number: int) -> _Running:
@@ -369,7 +396,7 @@ class RetryManager:
             CaseInsensitiveDict(call.request.headers),
             call.request.json_body,
         )
-        future = self._hedging_pool().submit(self.transport.send, request, guard, left)
+        future = self._hedging_pool().submit(self.transport.send, request, guard, call.deadline)
         return _Running(number, guard, started, left, call.own.remaining(), future)
 
     def _hedged(self, call: _Call) -> _Tried:
@@ -405,26 +432,41 @@ class RetryManager:
                 )
             )
             racing.append(self._launch(call, number + 1))
-        winner = self._first_good(racing, call)
+        finished: dict[int, Outcome] = {}
+        try:
+            winner, outcome = self._first_good(racing, call, finished)
+        finally:  # whatever happened, nothing of the race outlives it
+            for other in racing:
+                if other.future.cancel():  # still queued for a worker: never sent
+                    continue
+                other.guard.fire()  # its socket shut, never pooled (no-op once finished)
         for loser in racing:
             if loser is not winner:
-                loser.guard.fire()  # its socket shut, its connection never pooled (no-op if done)
-                _add(call.history, Attempt(loser.number, HEDGE_LOST, self._clock() - loser.started))
-        outcome = winner.future.result()
+                # Finished (and failed) before the winner, or cut when the winner won.
+                label = finished[loser.number].label if loser.number in finished else HEDGE_LOST
+                elapsed = self._clock() - loser.started
+                _add(call.history, Attempt(loser.number, label, elapsed))
         hedge = winner is not racing[0]
         return _Tried(outcome, winner.number, winner.started, winner.left, winner.own_left, hedge)
 
-    def _first_good(self, racing: list[_Running], call: _Call) -> _Running:
-        """The first attempt to finish with an answer; if all fail, the last to fail."""
+    def _first_good(
+        self, racing: list[_Running], call: _Call, finished: dict[int, Outcome]
+    ) -> tuple[_Running, Outcome]:
+        """The first attempt to finish with an answer; if all fail, the last to fail; if
+        none finishes by the deadline (a worker stuck where the watchdog cannot reach, in
+        name resolution say), the deadline's answer. ``finished`` gets every outcome seen."""
         pending = {r.future: r for r in racing}
-        last = racing[0]
+        last: tuple[_Running, Outcome] | None = None
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                last = pending.pop(future)
-                if not _worth_another(future.result(), call, self.config.retry_statuses):
+            done, _ = wait(pending, timeout=call.deadline.remaining(), return_when=FIRST_COMPLETED)
+            if not done:
+                break
+            for future in done:
+                last = pending.pop(future), future.result()
+                finished[last[0].number] = last[1]
+                if not _worth_another(last[1], call, self.config.retry_statuses):
                     return last
-        return last
+        return last or (racing[0], Outcome(error="deadline_exceeded"))
 
     def _hedging_pool(self) -> ThreadPoolExecutor:
         """Workers for hedged attempts: two per call the bulkhead lets in."""

@@ -92,19 +92,25 @@ def backoff(failures: int, *, factor: float, cap: float, jitter: float | None) -
 
 
 _SECONDS = re.compile(r"^\s*[0-9]+\s*$")
+#: The longest ``Retry-After`` believed (urllib3's cap): a larger one is passed on as this.
+RETRY_AFTER_MAX = 6 * 3600.0
 
 
 def retry_after(outcome: Outcome, *, now: Callable[[], float] = time.time) -> float | None:
-    """The upstream's ``Retry-After`` on a 429/503 (seconds or an HTTP-date), if readable."""
+    """The upstream's ``Retry-After`` on a 429/503 (seconds or an HTTP-date), if readable,
+    at most ``RETRY_AFTER_MAX``: a hostile value must not overflow or reach our callers."""
     value = outcome.headers.get("Retry-After")
     if value is None or outcome.status not in RETRY_AFTER_STATUSES:
         return None
     if _SECONDS.match(value):
-        return float(int(value))
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
+        return min(float(int(value)) if len(value) < 16 else RETRY_AFTER_MAX, RETRY_AFTER_MAX)
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return min(max(0.0, email.utils.mktime_tz(parsed) - now()), RETRY_AFTER_MAX)
+    except (ValueError, OverflowError):  # a date out of any calendar
         return None
-    return max(0.0, email.utils.mktime_tz(parsed) - now())
 
 
 def fits(wait: float, *, time_left: float, min_attempt: float) -> bool:

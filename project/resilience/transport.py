@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 import http.cookiejar
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from urllib3.exceptions import (
 from urllib3.util import Timeout
 
 from .config import UpstreamConfig
+from .deadline import Deadline
 from .outcome import Outcome
 from .watchdog import Guard, GuardedAdapter, Watchdog, watching
 
@@ -79,25 +79,24 @@ class Transport:
     def __init__(
         self,
         config: UpstreamConfig,
+        watchdog: Watchdog,
         *,
         session: requests.Session | None = None,
-        watchdog: Watchdog | None = None,
     ) -> None:
         self.config = config
         self.session = session or new_session(config.pool_maxsize)
         self._watchdog = watchdog
 
     def arm(self, seconds: float) -> Guard:
-        """A guard for one attempt: fired by the watchdog at ``seconds``, or by ``cancel``.
-        Without a watchdog (the benchmark's comparison) only ``cancel`` fires it."""
-        if self._watchdog is None:
-            return Guard(math.inf)
+        """A guard for one attempt: the watchdog fires it in ``seconds``; a hedged call
+        fires its losing attempt's itself."""
         return self._watchdog.arm(seconds)
 
-    def send(self, request: Request, guard: Guard, left: float) -> Outcome:
-        """One attempt with ``left`` seconds, cut by ``guard`` if it fires first."""
-        if left <= 0:  # the time went while this thread waited for the CPU: send nothing
-            guard.disarm()
+    def send(self, request: Request, guard: Guard, deadline: Deadline) -> Outcome:
+        """One attempt with the time ``deadline`` leaves, cut by ``guard`` if it fires."""
+        left = deadline.remaining()
+        if left <= 0 or guard.fired:  # the time went while this waited for a CPU or a
+            guard.disarm()  # worker, or the attempt was cancelled meanwhile: send nothing
             return Outcome(error="deadline_exceeded")
         request.headers[DEADLINE_HEADER] = str(int(left * 1000))
         with watching(guard):

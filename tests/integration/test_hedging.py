@@ -17,7 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from project.resilience import RetryManager, UpstreamConfig, UpstreamTimeout, events
+from project.resilience import (
+    RetryManager,
+    UpstreamConfig,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    events,
+)
 from tests.conftest import USER
 
 BODY = json.dumps(USER).encode()
@@ -27,8 +33,14 @@ class HoldingServer:
     """Answers 200 with a user, except the requests numbered in ``hold`` (1-based), which it
     holds until the client closes the connection. Keep-alive: many requests per connection."""
 
-    def __init__(self, hold: set[int] | None = None, hold_all: bool = False) -> None:
+    def __init__(
+        self,
+        hold: set[int] | None = None,
+        hold_all: bool = False,
+        answers: dict[int, tuple[float, int]] | None = None,
+    ) -> None:
         self.hold = hold or set()
+        self.answers = answers or {}  # request number -> (delay, status)
         self.hold_all = hold_all
         self.requests = 0
         self.connections = 0
@@ -65,9 +77,13 @@ class HoldingServer:
                 if self.hold_all or number in self.hold:
                     self._hold(sock, number)
                     return
+                delay, status = self.answers.get(number, (0.0, 200))
+                time.sleep(delay)
                 head = (
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n"
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n".encode()
+                    + b"Content-Length: "
+                    + str(len(BODY)).encode()
+                    + b"\r\n\r\n"
                 )
                 sock.sendall(head + BODY)
 
@@ -189,3 +205,38 @@ def test_hedging_off_sends_one_attempt_at_a_time(make, recorded):
     with pytest.raises(UpstreamTimeout):
         manager.get("/users/1")
     assert server.requests == 1
+
+
+def test_a_hedged_pair_counts_as_two_attempts(make, recorded):
+    """retries=1: two attempts in all. The first is slow and fails, its hedge fails at
+    once: the call is over, whichever failed last; no third request."""
+    server = HoldingServer(answers={1: (0.3, 503), 2: (0.0, 503)})
+    manager = make(server, retries=1)
+    with pytest.raises(UpstreamUnavailable):
+        manager.get("/users/1")
+    assert server.requests == 2
+    assert all(e.attempt is None or e.attempt <= 2 for e in recorded)
+
+
+def test_an_attempt_stuck_out_of_the_watchdogs_reach_does_not_hold_the_call(make, monkeypatch):
+    """A worker stuck where no socket can be shut (name resolution, say): the call still
+    ends at its deadline, and the stuck attempt's answer is never used."""
+    server = HoldingServer(hold_all=True)
+    manager = make(server, deadline=0.5)
+    stuck, send = threading.Event(), manager.transport.send
+    calls = []
+
+    def send_or_stick(request, guard, deadline):
+        calls.append(1)
+        if len(calls) == 2:
+            stuck.wait(30)  # ignores the guard, as getaddrinfo would
+        return send(request, guard, deadline)
+
+    monkeypatch.setattr(manager.transport, "send", send_or_stick)
+    started = time.monotonic()
+    try:
+        with pytest.raises(UpstreamTimeout):
+            manager.get("/users/1")
+        assert time.monotonic() - started < 0.5 + 1.0  # the promise, with slack
+    finally:
+        stuck.set()

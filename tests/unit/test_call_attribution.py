@@ -155,6 +155,6 @@ def test_an_attempt_whose_time_went_before_it_started_sends_nothing(mocked, make
     ``ValueError`` from a zero timeout (which would be a 500), a timeout."""
     transport = make_manager().transport
     request = Request("GET", URL, None, CaseInsensitiveDict())
-    outcome = transport.send(request, transport.arm(0.0), 0.0)
+    outcome = transport.send(request, transport.arm(0.0), Deadline.after(0, clock))
     assert outcome.error == "deadline_exceeded"
     assert len(mocked.calls) == 0

@@ -90,6 +90,17 @@ def test_retry_after(status, value, expected):
     assert policy.retry_after(outcome) == expected
 
 
+@pytest.mark.parametrize("value", ["9" * 400, "9" * 30, "86400"])
+def test_a_huge_retry_after_is_capped_not_an_overflow(value):
+    outcome = Outcome(503, {"Retry-After": value})
+    assert policy.retry_after(outcome) == policy.RETRY_AFTER_MAX
+
+
+def test_a_date_out_of_the_calendar_is_unreadable():
+    outcome = Outcome(503, {"Retry-After": "Fri, 31 Dec 99999 23:59:59 GMT"})
+    assert policy.retry_after(outcome) is None
+
+
 def test_retry_after_as_an_http_date():
     when = email.utils.formatdate(1_000_030, usegmt=True)
     outcome = Outcome(503, {"Retry-After": when})

@@ -205,3 +205,89 @@ def test_a_hanging_upstream_opens_the_breaker_for_the_next_caller(mocked, make_m
 
 
 events_module = events
+
+
+# -- what review found ---------------------------------------------------------------------
+
+
+def test_a_slow_call_that_then_fails_is_one_failed_call(clock):
+    breaker = CircuitBreaker(
+        min_calls=50, consecutive_failures=50, slow_call=1.0, slow_call_ratio=1.0, clock=clock
+    )
+    permits = [breaker.allow() for _ in range(10)]
+    clock.advance(1.1)
+    breaker.allow()  # counts the ten as slow calls, in flight
+    for permit in permits:
+        breaker.record(permit, success=False)
+    assert breaker._counts.totals() == (0, 10)  # ten calls, ten failures: not 19 calls
+
+
+def test_calls_from_before_the_breaker_opened_cannot_reopen_it(breaker, clock):
+    """Five calls hang; the breaker opens on others, probes, closes; then the five old calls
+    time out. Their news is from before: the breaker stays closed."""
+    old = [breaker.allow() for _ in range(5)]
+    for _ in range(5):
+        breaker.record(breaker.allow(), success=False)
+    assert breaker.state is State.OPEN
+    clock.advance(5)
+    breaker.record(breaker.allow(), success=True)  # the probe
+    assert breaker.state is State.CLOSED
+    for permit in old:
+        breaker.record(permit, success=False)
+    assert breaker.state is State.CLOSED
+
+
+def test_an_old_call_ending_in_half_open_does_not_free_the_probes_place(breaker, clock):
+    old = breaker.allow()
+    for _ in range(5):
+        breaker.record(breaker.allow(), success=False)
+    clock.advance(5)
+    probe = breaker.allow()
+    assert probe is not None
+    breaker.release(old)
+    assert breaker.allow() is None  # still one probe at a time
+    breaker.record(probe, success=True)
+    assert breaker.state is State.CLOSED
+
+
+def test_time_the_loop_spends_sleeping_does_not_make_a_call_slow(breaker, clock):
+    """Users answered each attempt at once ("503, Retry-After: 1", then 200): the call
+    took over a second, all of it the loop's own wait."""
+    for _ in range(10):
+        permit = breaker.allow()
+        clock.advance(0.01)
+        permit.pause(clock())
+        clock.advance(1.0)
+        permit.resume(clock())
+        clock.advance(0.01)
+        breaker.record(permit, success=True)
+    assert breaker.state is State.CLOSED
+
+
+def test_a_breaker_open_when_the_retry_is_decided_stops_the_call_at_once(
+    mocked, make_manager, clock
+):
+    """Other calls open the breaker while this one's attempt runs: no sleep, no token."""
+    manager = make_manager(retries=3, backoff_factor=1)
+
+    def failing_meanwhile(request):
+        for _ in range(5):
+            manager.breaker.record(success=False)
+        return 503, {}, b""
+
+    mocked.add_callback(responses.GET, URL, callback=failing_meanwhile)
+    before = manager.budget.available()
+    with pytest.raises(Exception, match="opened meanwhile"):
+        manager.get("/users/1")
+    assert clock.sleeps == []
+    assert manager.budget.available() == pytest.approx(before + 0.2)  # its request only
+
+
+def test_the_managers_backoff_and_retry_after_waits_are_not_slowness(mocked, make_manager, clock):
+    manager = make_manager(slow_call=1.0, breaker_min_calls=2)
+    for _ in range(10):
+        mocked.add(responses.GET, URL, status=503, headers={"Retry-After": "2"})
+        mocked.add(responses.GET, URL, json=USER)
+        assert manager.get("/users/1").status == 200
+    assert clock.sleeps == [2.0] * 10
+    assert manager.breaker.state is State.CLOSED
