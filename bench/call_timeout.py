@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import statistics
@@ -31,7 +32,7 @@ from requests.adapters import HTTPAdapter
 from bench.run import machine
 from bench.stack import Stack, migrated_sqlite
 from project.resilience import RetryManager, UpstreamConfig
-from project.resilience.watchdog import Watchdog, unguarded
+from project.resilience.watchdog import Guard, Watchdog, watching
 
 RESULTS = Path(__file__).resolve().parent / "call_timeout.json"
 THREADS = 8
@@ -123,7 +124,7 @@ def guard_cost(n: int) -> dict[str, float]:
             pass
 
     def bare() -> None:
-        with unguarded(5.0):
+        with watching(Guard(math.inf)):
             pass
 
     per_call = {}

@@ -1,8 +1,8 @@
 """What the resilience page shows, as one JSON-ready dict: read, never written, here.
 
-Per upstream in ``settings.UPSTREAMS`` (a second upstream appears by itself once its client
-registers its manager with ``project.live.register_manager``): the breaker and budget read
-from the process's own manager, the calls and in-flight count from ``project.live.RECORDER``.
+Per upstream in ``settings.UPSTREAMS`` (a second upstream appears by itself): the breaker,
+budget and bulkhead from the process's own client (``project.upstreams.upstream``), the
+calls and in-flight count from ``project.live.RECORDER``.
 And the simulated fault, from its database row. All of it is this process's view: each
 Orders process has its own breaker, budget and recorder.
 """
@@ -17,8 +17,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from dashboard.faults import fault_modes
-from project.live import RECORDER, manager_for
-from project.resilience import RetryManager
+from project.live import RECORDER
+from project.upstreams import upstream
 from users.outages import outage_describe, outage_get, outage_is_active
 
 
@@ -38,22 +38,19 @@ def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
 def upstream_state(name: str) -> dict[str, Any]:
     """One upstream: breaker, budget, in flight, and its last calls (newest first)."""
     recorded = RECORDER.snapshot(name)
-    manager = manager_for(name)
+    manager = upstream(name).manager
     state: dict[str, Any] = {
         "name": name,
-        "client": manager is not None,
         "in_flight": recorded["in_flight"],
         "calls": recorded["calls"],
         "transitions": recorded["transitions"],
     }
-    if manager is None:  # configured, but nothing in this process calls it
-        return state
     cfg, breaker = manager.config, manager.breaker
     state.update(
         base_url=cfg.base_url,
         deadline=cfg.deadline,
         attempts=cfg.retries + 1,
-        concurrency_limit=concurrency_limit(manager),
+        concurrency_limit=manager.bulkhead.limit,
         breaker=None
         if breaker is None
         else {
@@ -74,13 +71,6 @@ def upstream_state(name: str) -> dict[str, Any]:
         },
     )
     return state
-
-
-def concurrency_limit(manager: RetryManager) -> int | None:
-    """The manager's in-flight limit, once it has one (a bulkhead); ``None``: no limit."""
-    bulkhead = getattr(manager, "bulkhead", None)
-    limit = getattr(bulkhead, "limit", None)
-    return limit if isinstance(limit, int) else None
 
 
 def fault_state(*, now: datetime | None = None) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -61,6 +61,15 @@ def env_int(name: str, default: int) -> int:
     return _env_parsed(name, default, int, "a whole number")
 
 
+def _statuses(raw: str) -> frozenset[int]:
+    return frozenset(int(item) for item in raw.split(",") if item.strip())
+
+
+def env_statuses(name: str, default: frozenset[int]) -> frozenset[int]:
+    """A comma-separated list of HTTP statuses: ``502,503,504``."""
+    return _env_parsed(name, default, _statuses, "comma-separated HTTP statuses")
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -75,7 +84,12 @@ def upstream_settings(prefix: str, *, base_url: str) -> dict[str, object]:
     comes from ``{PREFIX}_SERVICE_URL``. An unset variable keeps the field's default, so
     the defaults live in one place: ``UpstreamConfig``.
     """
-    readers = {bool: env_bool, int: env_int, float: env_float}
+    readers: dict[type, Callable[[str, Any], object]] = {
+        bool: env_bool,
+        int: env_int,
+        float: env_float,
+        frozenset: env_statuses,
+    }
     values: dict[str, object] = {
         "name": prefix.lower(),
         "base_url": env_str(f"{prefix}_SERVICE_URL", base_url),

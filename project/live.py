@@ -22,9 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from project.resilience import Event, RetryManager
+from project.resilience import Event
 from project.resilience import events as ev
 from project.resilience.window import SlidingCounts
+
+#: Calls refused before any attempt, and the reason the page shows.
+REJECTIONS = {ev.BREAKER_REJECTED: "circuit open", ev.BULKHEAD_REJECTED: "bulkhead full"}
 
 #: The events that report one attempt each (its outcome and how long it took).
 ATTEMPT_EVENTS = frozenset({ev.CALL_SUCCEEDED, ev.RETRY_SCHEDULED, ev.CALL_FAILED})
@@ -61,7 +64,8 @@ class CallRecord:
     result: str | None = None  # "succeeded", "failed", "rejected"
     cause: str | None = None
     attempts: dict[int, AttemptRecord] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # breaker transitions during the call
+    notes: list[str] = field(default_factory=list)  # breaker transitions, hedges
+    hedged: bool = False
     wrapped: bool = False  # opened by ``CallRecorder.call``, which also closes it
 
     def as_dict(self, now: float) -> dict[str, Any]:
@@ -163,10 +167,16 @@ class CallRecorder:
                 if record is not None:
                     record.notes.append(f"breaker {to.replace('_', '-')}: {event.cause}")
                 return
-            if event.name == ev.BREAKER_REJECTED:
+            if event.name in REJECTIONS:
                 if record is None:  # a call made without the wrapper: a row of its own
                     record = self._start(event.upstream, event.method or "", event.path or "", now)
-                self._finish(record, key, now, "rejected", "circuit open")
+                self._finish(record, key, now, "rejected", REJECTIONS[event.name])
+                return
+            if event.name == ev.HEDGE_SENT:
+                state.budget.add(b=1)  # a hedge takes a retry from the budget, and keeps it
+                if record is not None:
+                    record.hedged = True
+                    record.notes.append(f"hedge sent after {(event.elapsed or 0) * 1000:.0f} ms")
                 return
             if event.attempt is not None and event.name in ATTEMPT_EVENTS | {ev.BUDGET_EXHAUSTED}:
                 elapsed = event.elapsed or 0.0
@@ -185,7 +195,7 @@ class CallRecorder:
                     record.attempts[event.attempt].wait = event.wait
                     state.budget.add(b=1)
             if event.name == ev.CALL_SUCCEEDED:
-                if (event.attempt or 1) > 1:
+                if (event.attempt or 1) > 1 and not (record is not None and record.hedged):
                     state.budget.add(b=-1)  # the budget refunds a retry that worked
                 if record is not None:
                     self._finish(record, key, now, "succeeded", None)
@@ -247,16 +257,3 @@ class CallRecorder:
 
 #: The process-wide recorder (one per process, like the breaker and the budget).
 RECORDER = CallRecorder()
-
-#: How the page finds each upstream's manager: name -> a function returning it.
-_MANAGERS: dict[str, Callable[[], RetryManager]] = {}
-
-
-def register_manager(name: str, getter: Callable[[], RetryManager]) -> None:
-    """Make an upstream's process-wide manager visible to the resilience page."""
-    _MANAGERS[name] = getter
-
-
-def manager_for(name: str) -> RetryManager | None:
-    getter = _MANAGERS.get(name)
-    return getter() if getter is not None else None

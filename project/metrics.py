@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from project.resilience import Event
+from project.resilience import TIMEOUTS, Event
 from project.resilience import events as ev
-from project.resilience.manager import TIMEOUTS
 
 ATTEMPTS = Counter(
     "upstream_attempts_total", "Requests sent to an upstream, by outcome", ["upstream", "outcome"]
@@ -24,6 +23,12 @@ BUDGET_EXHAUSTED = Counter(
 REJECTED = Counter(
     "upstream_breaker_rejections_total", "Calls refused by the open breaker", ["upstream"]
 )
+OVERLOADED = Counter(
+    "upstream_bulkhead_rejections_total",
+    "Calls refused by the full bulkhead (max_concurrency in flight)",
+    ["upstream"],
+)
+HEDGES = Counter("upstream_hedges_total", "Hedged attempts sent", ["upstream"])
 BREAKER_STATE = Gauge(
     "upstream_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["upstream"]
 )
@@ -54,6 +59,10 @@ def record_event(event: Event) -> None:
         BUDGET_EXHAUSTED.labels(upstream).inc()
     elif event.name == ev.BREAKER_REJECTED:
         REJECTED.labels(upstream).inc()
+    elif event.name == ev.BULKHEAD_REJECTED:
+        OVERLOADED.labels(upstream).inc()
+    elif event.name == ev.HEDGE_SENT:
+        HEDGES.labels(upstream).inc()
     elif event.name in _BREAKER:
         BREAKER_STATE.labels(upstream).set(_BREAKER[event.name])
         TRANSITIONS.labels(upstream, event.name.removeprefix("breaker_")).inc()

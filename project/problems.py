@@ -2,8 +2,11 @@
 
 Exceptions only declare ``status_code``, ``default_code`` and ``default_detail``; one DRF
 exception handler calls DRF's default first, then reshapes its answer into
-``application/problem+json``. Django's 404/500 handlers use the same shape, so no error
-from these services is HTML or a traceback. Unknown exceptions still become a 500.
+``application/problem+json``. A failed upstream call (``project.resilience.UpstreamError``)
+is answered here too, in one table: its class gives the status and the code's suffix, the
+upstream's name the code's prefix (``users_timeout``, ``payments_timeout``). Django's
+404/500 handlers use the same shape, so no error from these services is HTML or a
+traceback. Unknown exceptions still become a 500.
 """
 
 from __future__ import annotations
@@ -17,7 +20,44 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
+from project.resilience import (
+    CircuitOpen,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+#: Retry-After sent to our callers when the upstream gave none and no breaker says when.
+DEFAULT_RETRY_AFTER = 1.0
+
+#: How each way an upstream call fails is answered: status, code suffix, detail. Most
+#: specific class first. ``{service}`` is the upstream's name, capitalised.
+UPSTREAM_PROBLEMS: tuple[tuple[type[UpstreamError], int, str, str], ...] = (
+    (
+        CircuitOpen,
+        503,
+        "circuit_open",
+        "The {service} service is failing; it is not being called for a while.",
+    ),
+    (
+        UpstreamOverloaded,
+        503,
+        "overloaded",
+        "The {service} service is slow and has as many calls in flight as it may; try again later.",
+    ),
+    (
+        UpstreamUnavailable,
+        503,
+        "unavailable",
+        "The {service} service is unavailable ({reason}); try again later.",
+    ),
+    (UpstreamTimeout, 504, "timeout", "The {service} service did not answer in time ({reason})."),
+    (UpstreamBadResponse, 502, "bad_response", "The {service} service answered badly ({reason})."),
+)
 
 
 class ServiceProblem(exceptions.APIException):
@@ -57,11 +97,13 @@ def problem_response(
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse | None:
     """DRF's handler first (it knows every APIException, Http404, PermissionDenied)."""
+    request = context.get("request")
+    instance = request.get_full_path() if request is not None else None
+    if isinstance(exc, UpstreamError):
+        return upstream_problem(exc, instance=instance)
     response = exception_handler(exc, context)
     if response is None:
         return None
-    request = context.get("request")
-    instance = request.get_full_path() if request is not None else None
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is None and response.has_header("Retry-After"):
         retry_after = float(response["Retry-After"])  # DRF's own, for Throttled
@@ -84,6 +126,24 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonRe
         response.status_code,
         detail=str(detail),
         code=code,
+        instance=instance,
+        retry_after=retry_after,
+    )
+
+
+def upstream_problem(exc: UpstreamError, *, instance: str | None = None) -> JsonResponse:
+    """The honest answer for how a call to an upstream ended (see ``UPSTREAM_PROBLEMS``)."""
+    status, suffix, detail = next(
+        (row[1:] for row in UPSTREAM_PROBLEMS if isinstance(exc, row[0])),
+        UPSTREAM_PROBLEMS[-1][1:],  # an UpstreamError nobody mapped: still a bad answer
+    )
+    retry_after = exc.retry_after
+    if retry_after is None and status == 503:
+        retry_after = DEFAULT_RETRY_AFTER
+    return problem_response(
+        status,
+        detail=detail.format(service=exc.upstream.capitalize(), reason=exc.reason),
+        code=f"{exc.upstream}_{suffix}",
         instance=instance,
         retry_after=retry_after,
     )

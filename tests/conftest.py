@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from orders.users_client import users_manager_reset
 from project.resilience import Event, RetryManager, UpstreamConfig
+from project.upstreams import reset_upstreams
 
 BASE_URL = "http://users.test"
 URL = f"{BASE_URL}/users/1"
@@ -88,6 +88,6 @@ def closed_port() -> int:
 def _fresh_process_state() -> Iterator[None]:
     """Breaker and budget must not leak between tests. Created orders and idempotency
     keys are rows: pytest-django's database isolation rolls them back or flushes them."""
-    users_manager_reset()
+    reset_upstreams()
     yield
-    users_manager_reset()
+    reset_upstreams()

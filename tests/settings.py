@@ -21,3 +21,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"resilient-tests-{os.getpid()}.sqlite3")
     }
+
+# A second upstream, declared here only: tests/integration/test_second_upstream.py shows
+# that one settings entry (and its PAYMENTS_* variables) gives it the whole behaviour.
+from project.env import upstream_settings
+
+UPSTREAMS = {
+    **UPSTREAMS,  # noqa: F405
+    "payments": upstream_settings("PAYMENTS", base_url="http://127.0.0.1:9"),
+}

@@ -1,4 +1,5 @@
-"""Circuit breaker: stop calling an upstream that is failing, probe it, resume when it heals.
+"""Circuit breaker: stop calling an upstream that is failing or slow, probe it, resume when
+it heals.
 
 The lock guards a few counters only and is never held during I/O, so concurrent calls
 through a closed breaker run in parallel (pybreaker holds its lock for the whole call,
@@ -27,10 +28,27 @@ class State(enum.Enum):
 Transition = Callable[[State, str], None]
 
 
+class Permit:
+    """One call ``allow()`` let through, in flight until ``record()`` or ``release()``."""
+
+    __slots__ = ("slow", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.slow = False  # already counted as slow while still in flight
+
+
 class CircuitBreaker:
     """Opens on ``failure_ratio`` of the calls in ``window`` seconds (once there are at least
-    ``min_calls``) or on ``consecutive_failures`` in a row; after ``reset`` seconds open, one
-    probe goes through (half-open): its success closes the breaker, its failure reopens it.
+    ``min_calls``), on ``consecutive_failures`` in a row, or on ``slow_call_ratio`` of the
+    calls taking ``slow_call`` seconds or more; after ``reset`` seconds open, one probe goes
+    through (half-open): its quick success closes the breaker, its failure or slowness
+    reopens it.
+
+    A call still in flight past ``slow_call`` is counted slow at once, not when it ends
+    (resilience4j counts a slow call only when it returns, so a hung upstream that holds
+    every call stays "healthy" until the timeouts fire). It is counted whoever ends it:
+    a caller's own short deadline does not hide a slow upstream.
     """
 
     def __init__(
@@ -41,6 +59,8 @@ class CircuitBreaker:
         consecutive_failures: int = 5,
         window: float = 10.0,
         reset: float = 5.0,
+        slow_call: float = 0.0,
+        slow_call_ratio: float = 1.0,
         clock: Clock = time.monotonic,
         on_transition: Transition | None = None,
     ) -> None:
@@ -48,9 +68,13 @@ class CircuitBreaker:
         self.min_calls = min_calls
         self.consecutive_failures = consecutive_failures
         self.reset = reset
+        self.slow_call = slow_call
+        self.slow_call_ratio = slow_call_ratio
         self._clock = clock
         self._on_transition = on_transition
         self._counts = SlidingCounts(window, clock)  # a: successes, b: failures
+        self._slow = SlidingCounts(window, clock)  # a: slow calls
+        self._in_flight: dict[Permit, None] = {}  # oldest first: permits in start order
         self._lock = threading.Lock()
         self._state = State.CLOSED
         self._consecutive = 0
@@ -62,49 +86,102 @@ class CircuitBreaker:
         with self._lock:
             return self._state
 
-    def allow(self) -> bool:
-        """May a request go out now? In half-open, ``True`` for exactly one caller: the probe.
-
-        A probe that never reports back (its thread died) is replaced after ``reset`` seconds.
+    def allow(self) -> Permit | None:
+        """May a call go out now? Its permit, or ``None``. In half-open, a permit for
+        exactly one caller: the probe. A probe that never reports back (its thread died) is
+        replaced after ``reset`` seconds.
         """
         transition = None
+        permit = None
         with self._lock:
             now = self._clock()
             if self._state is State.CLOSED:
-                return True
-            if self._state is State.OPEN:
-                if now - self._opened_at < self.reset:
-                    return False
+                transition = self._count_overdue(now)  # may open the breaker: then no permit
+                if transition is None:
+                    return self._permit(now)
+            elif self._state is State.OPEN and now - self._opened_at >= self.reset:
                 self._state = State.HALF_OPEN
                 transition = (State.HALF_OPEN, f"open for {self.reset:g} s, probing")
-            elif self._probe_started is not None and now - self._probe_started < self.reset:
-                return False
-            self._probe_started = now
+            if self._state is State.HALF_OPEN and (
+                self._probe_started is None or now - self._probe_started >= self.reset
+            ):
+                self._probe_started = now
+                permit = self._permit(now)
         self._notify(transition)
-        return True
+        return permit
 
-    def record(self, *, success: bool) -> None:
-        """Report the outcome of a call that ``allow()`` let through."""
+    def record(self, permit: Permit | None = None, *, success: bool) -> None:
+        """Report how a call that ``allow()`` let through ended."""
         transition = None
         with self._lock:
+            slow = self._end(permit)
             if self._state is State.HALF_OPEN:
                 self._probe_started = None
-                transition = self._close() if success else self._open("probe failed")
-            elif self._state is State.CLOSED:
-                self._counts.add(a=int(success), b=int(not success))
-                self._consecutive = 0 if success else self._consecutive + 1
                 if not success:
+                    transition = self._open("probe failed")
+                elif slow:
+                    transition = self._open(f"probe took over {self.slow_call:g} s")
+                else:
+                    transition = self._close()
+            elif self._state is State.CLOSED:
+                counted = permit is not None and permit.slow
+                if not counted:  # counted as a call already, when it went slow in flight
+                    self._counts.add(a=int(success))
+                    self._slow.add(a=int(slow))
+                self._counts.add(b=int(not success))
+                self._consecutive = 0 if success else self._consecutive + 1
+                if slow or not success:
                     transition = self._maybe_open()
             # OPEN: a straggler that started before the breaker opened; its news is stale.
         self._notify(transition)
 
-    def release(self) -> None:
-        """A call that ``allow()`` let through ended saying nothing about the upstream (its
-        caller's own deadline cut it): count nothing; in half-open, free the probe's place.
+    def release(self, permit: Permit | None = None) -> None:
+        """A call that ``allow()`` let through ended saying nothing about the upstream's
+        answers (its caller's own deadline cut it). Only its slowness counts, if it got
+        that far; in half-open, the probe's place is freed.
         """
+        transition = None
         with self._lock:
+            slow = self._end(permit)
             if self._state is State.HALF_OPEN:
                 self._probe_started = None
+            elif self._state is State.CLOSED and slow and permit is not None and not permit.slow:
+                self._counts.add(a=1)
+                self._slow.add(a=1)
+                transition = self._maybe_open()
+        self._notify(transition)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+    def _permit(self, now: float) -> Permit:
+        permit = Permit(now)
+        self._in_flight[permit] = None
+        return permit
+
+    def _end(self, permit: Permit | None) -> bool:
+        """Forget ``permit``; was its call slow?"""
+        if permit is None:
+            return False
+        self._in_flight.pop(permit, None)
+        return permit.slow or self._is_slow(self._clock() - permit.started)
+
+    def _is_slow(self, seconds: float) -> bool:
+        return self.slow_call > 0 and seconds >= self.slow_call
+
+    def _count_overdue(self, now: float) -> tuple[State, str] | None:
+        """Count each call in flight past ``slow_call`` as a slow call, once, now."""
+        counted = False
+        for permit in self._in_flight:  # oldest first: stop at the first one not yet slow
+            if not self._is_slow(now - permit.started):
+                break
+            if not permit.slow:
+                permit.slow, counted = True, True
+                self._counts.add(a=1)
+                self._slow.add(a=1)
+        return self._maybe_open() if counted else None
 
     def retry_after(self) -> float:
         """Seconds until the next probe may go out; 0 when not open."""
@@ -122,8 +199,13 @@ class CircuitBreaker:
             return self._open(f"{self._consecutive} consecutive failures")
         successes, failures = self._counts.totals()
         calls = successes + failures
-        if calls >= self.min_calls and failures / calls >= self.failure_ratio:
+        if calls < self.min_calls:
+            return None
+        if failures / calls >= self.failure_ratio:
             return self._open(f"{failures} of the last {calls} calls failed")
+        slow = self._slow.totals()[0]
+        if self.slow_call > 0 and slow / calls >= self.slow_call_ratio:
+            return self._open(f"{slow} of the last {calls} calls took over {self.slow_call:g} s")
         return None
 
     def _open(self, cause: str) -> tuple[State, str]:
@@ -135,6 +217,8 @@ class CircuitBreaker:
         self._state = State.CLOSED
         self._consecutive = 0
         self._counts.clear()
+        self._slow.clear()
+        self._in_flight.clear()  # stragglers from before: their news is stale
         return State.CLOSED, "probe succeeded"
 
     def _notify(self, transition: tuple[State, str] | None) -> None:

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from urllib3.util.retry import Retry
-
-#: RFC 9110 section 9.2.2: methods whose repetition has the same effect as one request.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
 #: Gateway statuses that say "the server behind me is down": safe to try again.
 RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -23,7 +18,14 @@ class UpstreamConfig:
     urllib3's deterministic schedule (0, 2f, 4f, ...), ``True`` AWS-style full jitter.
     ``retry_budget`` is the fraction of recent requests that may be retried (``0`` turns
     retries off under load, the floor ``budget_min_retries_per_second`` still applies).
-    ``breaker`` ``False`` disables the circuit breaker.
+    ``breaker`` ``False`` disables the circuit breaker. ``retry_statuses``: the statuses
+    worth another attempt (of a request that may be repeated).
+
+    Against a slow upstream: ``max_concurrency`` calls in flight per process at most (the
+    bulkhead; one over it fails at once); a call slower than ``slow_call`` seconds, or still
+    running past it, is slow, and ``breaker_slow_call_ratio`` of slow calls opens the
+    breaker (``slow_call`` ``0``: off). ``hedge_after`` (``0``: off) sends a second attempt
+    of a repeatable request that has had no answer for that long; the first good answer wins.
     """
 
     name: str
@@ -47,6 +49,11 @@ class UpstreamConfig:
     breaker_reset: float = 5.0
     max_body_bytes: int = 1024 * 1024
     pool_maxsize: int = 32
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+    max_concurrency: int = 16
+    slow_call: float = 1.0
+    breaker_slow_call_ratio: float = 0.5
+    hedge_after: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -67,30 +74,13 @@ class UpstreamConfig:
             "breaker_reset": self.breaker_reset > 0,
             "max_body_bytes": self.max_body_bytes > 0,
             "pool_maxsize": self.pool_maxsize >= 1,
+            "retry_statuses": all(500 <= s <= 599 or s == 429 for s in self.retry_statuses),
+            "max_concurrency": self.max_concurrency >= 1,
+            "slow_call": self.slow_call >= 0,
+            "breaker_slow_call_ratio": 0 < self.breaker_slow_call_ratio <= 1,
+            "hedge_after": self.hedge_after >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise ValueError(f"upstream {self.name!r}: out of range: {values}")
-
-    def retry_policy(self, *, idempotency_key: bool = False) -> Retry:
-        """The urllib3 ``Retry`` that decides *whether* to retry, counts attempts, keeps history.
-
-        Non-idempotent methods become retryable only when the request carries an
-        ``Idempotency-Key``: then the upstream can recognise the repeat.
-        """
-        methods = IDEMPOTENT_METHODS | ({"POST", "PATCH"} if idempotency_key else set())
-        return Retry(
-            total=self.retries,
-            connect=None,
-            read=None,
-            status=None,
-            other=0,
-            redirect=False,
-            allowed_methods=methods,
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )

@@ -49,5 +49,9 @@ class CircuitOpen(UpstreamUnavailable):
     """Not called at all: the breaker is open; ``retry_after`` is the time to the next probe."""
 
 
+class UpstreamOverloaded(UpstreamUnavailable):
+    """Not called at all: the bulkhead is full (``max_concurrency`` calls in flight)."""
+
+
 class UpstreamBadResponse(UpstreamError):
     """It answered, but not in a way we can use (body too large, broken framing)."""

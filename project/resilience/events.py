@@ -17,6 +17,8 @@ BREAKER_OPENED = "breaker_opened"
 BREAKER_HALF_OPEN = "breaker_half_open"
 BREAKER_CLOSED = "breaker_closed"
 BREAKER_REJECTED = "breaker_rejected"
+BULKHEAD_REJECTED = "bulkhead_rejected"
+HEDGE_SENT = "hedge_sent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,17 @@ def describe(event: Event) -> str:
         return f"{head}; giving up: {event.cause}"
     if event.name == CALL_SUCCEEDED:
         return head
+    if event.name == HEDGE_SENT:
+        return (
+            f"{event.upstream} {event.method} {event.path} attempt {event.attempt}/"
+            f"{event.max_attempts}: hedge sent, no answer after {_ms(event.elapsed)}"
+        )
     return f"{head}: {event.cause}" if event.cause else head
 
 
 def log_event(event: Event) -> None:
     """Default listener: a log line per event, its fields under ``extra`` for structured logs."""
-    level = logging.INFO if event.name in (CALL_SUCCEEDED, BREAKER_CLOSED) else logging.WARNING
+    quiet = (CALL_SUCCEEDED, BREAKER_CLOSED, HEDGE_SENT)  # normal operation
+    level = logging.INFO if event.name in quiet else logging.WARNING
     if logger.isEnabledFor(level):  # formatting costs more than the rest of a call
         logger.log(level, describe(event), extra=event.fields())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import math
 import os
 import socket
 import threading
@@ -59,10 +58,11 @@ class Guard:
     socket to the response and clears the connection's ``sock``.
     """
 
-    __slots__ = ("_done", "_lock", "_socks", "expires_at", "fired")
+    __slots__ = ("_done", "_lock", "_owner", "_socks", "expires_at", "fired")
 
-    def __init__(self, expires_at: float) -> None:
+    def __init__(self, expires_at: float, owner: Watchdog | None = None) -> None:
         self.expires_at = expires_at
+        self._owner = owner
         self.fired = False
         self._done = False
         self._socks: list[socket.socket] = []
@@ -79,7 +79,8 @@ class Guard:
             _cut(sock)
 
     def fire(self) -> None:
-        """The deadline is up: cut every watched connection, unless already disarmed."""
+        """Time is up (or the attempt is cancelled): cut every watched connection, unless
+        already disarmed."""
         with self._lock:
             if self._done:
                 return
@@ -103,9 +104,12 @@ class Guard:
     def disarm(self) -> bool:
         """The exchange is over: stop watching. Returns ``fired``, final from now on."""
         with self._lock:
-            self._done = True
+            was_done, self._done = self._done, True
             self._socks.clear()
-            return self.fired
+            fired = self.fired
+        if self._owner is not None and not was_done:
+            self._owner._forget()
+        return fired
 
     @property
     def done(self) -> bool:
@@ -135,14 +139,8 @@ class Watchdog:
     @contextmanager
     def guard(self, seconds: float) -> Iterator[Guard]:
         """Watch, for ``seconds``, every connection a request starts on in this block."""
-        guard = self.arm(seconds)
-        token = _CURRENT.set(guard)
-        try:
+        with watching(self.arm(seconds)) as guard:
             yield guard
-        finally:
-            _CURRENT.reset(token)
-            guard.disarm()
-            self._forget()
 
     def _forget(self) -> None:
         """Compact the heap once most of it is disarmed: at thousands of calls a second,
@@ -155,7 +153,8 @@ class Watchdog:
                 self._stale = 0
 
     def arm(self, seconds: float) -> Guard:
-        guard = Guard(self._clock() + seconds)
+        """A guard that fires in ``seconds``; enter it with ``watching`` where the I/O runs."""
+        guard = Guard(self._clock() + seconds, self)
         with self._cond:
             if self._pid != os.getpid():  # forked: the parent's thread does not exist here
                 self._pid, self._thread, self._heap = os.getpid(), None, []
@@ -196,9 +195,17 @@ class Watchdog:
 
 
 @contextmanager
-def unguarded(seconds: float) -> Iterator[Guard]:
-    """No watchdog: a guard that never fires (socket timeouts per operation only)."""
-    yield Guard(math.inf)
+def watching(guard: Guard) -> Iterator[Guard]:
+    """Put every connection a request starts on in this block (in this thread) under
+    ``guard``; disarm it at the end. The guard may come from another thread: a hedged
+    call's loop cancels the losing attempt by firing its guard.
+    """
+    token = _CURRENT.set(guard)
+    try:
+        yield guard
+    finally:
+        _CURRENT.reset(token)
+        guard.disarm()
 
 
 #: The process's watchdog, shared by every ``RetryManager`` (one thread, as in Okio).

@@ -104,10 +104,12 @@ def _open_fds() -> int:
 
 def _pooled_sockets() -> int:
     """Connected sockets waiting in Orders' pool for Users (kept alive, legitimately)."""
-    from orders.users_client import users_manager
+    from project.upstreams import upstream
 
     count = 0
-    adapters = {id(a): a for a in users_manager().session.adapters.values()}  # http, https
+    adapters = {
+        id(a): a for a in upstream("users").manager.session.adapters.values()
+    }  # http, https
     for adapter in adapters.values():
         for key in list(adapter.poolmanager.pools.keys()):
             pool: Any = adapter.poolmanager.pools[key]

@@ -12,8 +12,8 @@ from http import HTTPStatus
 import pytest
 import requests
 
-from orders.users_client import users_manager
 from project.resilience import DEADLINE_HEADER
+from project.upstreams import upstream
 from tests.integration.conftest import outage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,7 +159,9 @@ def test_retry_after_within_the_deadline_is_waited_for(users_upstream, orders_cl
     """Users' ``Retry-After: 1`` is the wait before the retry (recorded, not slept)."""
     users_upstream(retries=1, deadline=3)
     waits: list[float] = []
-    users_manager()._sleep = waits.append  # the injected sleep: no real second in the suite
+    upstream(
+        "users"
+    ).manager._sleep = waits.append  # the injected sleep: no real second in the suite
     outage("fail-next", "1", "--status", "503", "--retry-after", "1")
     response, _ = get_orders(orders_client)
     assert response.status_code == HTTPStatus.OK

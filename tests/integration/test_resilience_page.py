@@ -132,8 +132,9 @@ def test_without_outage_simulation_there_are_no_start_controls(staff, settings):
 
 
 def test_state_lists_each_configured_upstream_with_breaker_and_budget(staff, settings):
-    """A second upstream in settings appears by itself (without a client: says so)."""
-    settings.UPSTREAMS = {**settings.UPSTREAMS, "payments": {"name": "payments"}}
+    """A second upstream in settings appears by itself, with its own breaker and limit."""
+    payments = {"name": "payments", "base_url": "http://127.0.0.1:9", "max_concurrency": 4}
+    settings.UPSTREAMS = {**settings.UPSTREAMS, "payments": payments}
     data = staff.get(STATE).json()
     assert data["pid"] == os.getpid()  # whose breaker this is, with several workers
     users, payments = data["upstreams"]
@@ -142,15 +143,13 @@ def test_state_lists_each_configured_upstream_with_breaker_and_budget(staff, set
     assert users["breaker"]["next_probe"] == 0
     assert users["budget"]["available"] == pytest.approx(30.0)
     assert users["in_flight"] == 0
-    assert users["concurrency_limit"] is None
+    assert users["concurrency_limit"] == 16
     assert users["calls"] == []
-    assert payments == {
-        "name": "payments",
-        "client": False,
-        "in_flight": 0,
-        "calls": [],
-        "transitions": [],
-    }
+    assert payments["name"] == "payments"
+    assert payments["base_url"] == "http://127.0.0.1:9"
+    assert payments["breaker"]["state"] == "closed"
+    assert payments["concurrency_limit"] == 4
+    assert payments["calls"] == []
     assert data["fault"] is None
     assert data["simulation"] is True
 

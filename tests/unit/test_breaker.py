@@ -127,7 +127,7 @@ def test_concurrent_callers_in_half_open_get_one_probe(breaker, clock):
 
     def call() -> None:
         start.wait()
-        allowed.append(breaker.allow())
+        allowed.append(breaker.allow() is not None)
 
     threads = [threading.Thread(target=call) for _ in range(16)]
     for t in threads:

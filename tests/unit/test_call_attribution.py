@@ -11,8 +11,10 @@ from http import HTTPStatus
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from project.resilience import CircuitOpen, Deadline, UpstreamTimeout, UpstreamUnavailable
+from project.resilience.transport import Request
 from tests.conftest import URL, USER
 
 
@@ -151,7 +153,8 @@ def test_an_open_breaker_still_rejects_short_deadlines_at_once(mocked, make_mana
 def test_an_attempt_whose_time_went_before_it_started_sends_nothing(mocked, make_manager, clock):
     """Checked with time to spare, then the thread waited for the CPU: no request, no
     ``ValueError`` from a zero timeout (which would be a 500), a timeout."""
-    manager = make_manager()
-    result = manager._attempt("GET", URL, None, {}, None, Deadline.after(0, clock))
-    assert result.error == "deadline_exceeded"
+    transport = make_manager().transport
+    request = Request("GET", URL, None, CaseInsensitiveDict())
+    outcome = transport.send(request, transport.arm(0.0), 0.0)
+    assert outcome.error == "deadline_exceeded"
     assert len(mocked.calls) == 0

@@ -100,6 +100,25 @@ def test_the_breaker_opening_and_a_rejected_call_are_recorded(mocked, manager, r
     assert [t["to"] for t in state["transitions"]] == ["open"]
 
 
+def test_a_bulkhead_refusal_is_a_rejected_row_and_a_hedge_a_note(recorder):
+    """What a slow Users looks like on the page: refused calls, and hedges kept in the budget."""
+    with recorder.call("users", method="GET", path="/users/1"):
+        recorder(Event(ev.BULKHEAD_REJECTED, "users", method="GET", path="/users/1"))
+    with recorder.call("users", method="GET", path="/users/1"):
+        recorder(Event(ev.HEDGE_SENT, "users", attempt=2, max_attempts=5, elapsed=0.05))
+        recorder(
+            Event(
+                ev.CALL_SUCCEEDED, "users", attempt=2, max_attempts=5, outcome="200", elapsed=0.01
+            )
+        )
+    state = recorder.snapshot("users")
+    hedged, refused = state["calls"]
+    assert (refused["result"], refused["cause"]) == ("rejected", "bulkhead full")
+    assert hedged["notes"] == ["hedge sent after 50 ms"]
+    assert hedged["result"] == "succeeded"
+    assert (state["recent_requests"], state["recent_retries"]) == (0, 1)  # not refunded
+
+
 def test_budget_use_is_counted_from_the_events(mocked, manager, recorder):
     """Requests are first attempts; a retry that worked is refunded, as the budget does."""
     m = manager(retries=2, backoff_factor=0.01, breaker=False)

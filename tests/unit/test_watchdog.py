@@ -6,6 +6,7 @@ observable state under a generous outer timeout, never a bet on how fast a threa
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from project.resilience.watchdog import Guard, Watchdog, unguarded
+from project.resilience.watchdog import Guard, Watchdog, watching
 
 PATIENCE = 10.0  # outer bound for conditions that take milliseconds on an idle machine
 
@@ -112,11 +113,17 @@ def test_an_earlier_deadline_wakes_the_thread_sooner():
     far.disarm()
 
 
-def test_unguarded_never_fires(pair):
+def test_a_guard_without_a_watchdog_fires_only_when_cancelled(pair):
+    """What a hedged call does to its losing attempt: fire its guard from another thread;
+    the socket the attempt is blocked on is shut and the read returns at once."""
     ours, _ = pair
-    with unguarded(0.0) as guard:
+    guard = Guard(math.inf)
+    with watching(guard):
         guard.watch(ours)
-    assert not guard.fired
+        assert not guard.fired
+        threading.Timer(0.05, guard.fire).start()
+        assert ours.recv(1) == b""  # woken by the shutdown, not by a byte from theirs
+    assert guard.fired
 
 
 def test_disarmed_deadlines_do_not_pile_up():

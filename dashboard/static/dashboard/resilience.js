@@ -136,10 +136,6 @@
   }
 
   function upstream(up) {
-    if (!up.client) {
-      return el("section", {class: "panel upstream", "data-upstream": up.name},
-        el("h2", {}, up.name), el("p", {class: "muted"}, "No client for this upstream in this process yet."));
-    }
     return el("section", {class: "panel upstream", "data-upstream": up.name},
       el("h2", {}, up.name, " ", el("small", {}, `${up.base_url} · deadline ${up.deadline} s · up to ${up.attempts} attempts`)),
       el("div", {class: "cards"}, breakerCard(up), budgetCard(up), inFlightCard(up)),

@@ -1,0 +1,42 @@
+"""Bulkhead: at most ``limit`` calls to one upstream in flight per process; no queue.
+
+A slow upstream holds each call for as long as it is slow. Without a limit, every server
+thread ends up waiting on it and requests that never call it queue behind them (Little's
+law: 40 calls a second at 1.5 s each want 60 threads). With one, the calls over the limit
+fail at once, and the threads the limit leaves free keep serving everything else. It
+does not queue: a queue would only move the waiting from the upstream to here (Polly's and
+resilience4j's bulkheads queue optionally; Envoy's ``max_requests`` does not).
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class Bulkhead:
+    """A non-blocking counting semaphore that can say how full it is. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1; got {limit}")
+        self.limit = limit
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        """Take a place; ``False``, and nothing taken, when all ``limit`` are taken."""
+        with self._lock:
+            if self._in_flight >= self.limit:
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        """Give back the place ``try_enter`` took."""
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight

@@ -1,0 +1,513 @@
+"""The call loop: one call to an upstream, attempt by attempt, under one deadline.
+
+The tutorial mounted ``HTTPAdapter(max_retries=Retry(...))`` on a new ``Session`` per call
+and let urllib3 loop. That loop cannot clip each attempt to a total deadline, cut off a
+body that trickles in, consult a retry budget, a bulkhead or a circuit breaker, hedge, or
+log each attempt. So the transport (``transport.py``) makes exactly one attempt, the
+policy (``policy.py``) judges it, and this module runs the loop between them:
+
+    breaker, bulkhead -> attempt (hedged?) -> verdict -> attempts left? -> wait fits? ->
+    breaker still closed? -> budget? -> sleep -> attempt ...
+
+Every way out that is not the answer goes through ``_give_up``: one event, one error.
+"""
+
+from __future__ import annotations
+
+import json
+import random as _random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, NoReturn
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from . import events, policy
+from .breaker import CircuitBreaker, Permit, State
+from .budget import RetryBudget
+from .bulkhead import Bulkhead
+from .config import UpstreamConfig
+from .deadline import Clock, Deadline
+from .errors import (
+    Attempt,
+    CircuitOpen,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .events import Event, Listener
+from .outcome import Outcome
+from .testing import is_testing
+from .transport import Request, Transport
+from .watchdog import WATCHDOG, Guard, Watchdog
+
+BUDGET_SPENT = "retry budget exhausted"
+OPENED_MEANWHILE = "the circuit opened meanwhile (other calls failed)"
+NO_TIME = "deadline exceeded before an attempt could start"
+#: In a call's history: the attempt of a hedged pair that did not win, cancelled or ignored.
+HEDGE_LOST = "hedge_lost"
+#: Retry-After for a call the bulkhead refused: the slow calls ahead of it take about this.
+OVERLOADED_RETRY_AFTER = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A complete response (body read within the deadline and size cap) and how it came."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    history: tuple[Attempt, ...]
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises ``ValueError`` if it is not JSON."""
+        return json.loads(self.content)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One call's state, from first attempt to answer or give-up."""
+
+    request: Request
+    path: str
+    deadline: Deadline  # the one that binds: the configured one or the caller's, if tighter
+    own: Deadline  # the configured one
+    tighter: bool  # the caller's deadline binds
+    keyed: bool  # carries an Idempotency-Key
+    started: float
+    history: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tried:
+    """The attempt that decides: its outcome and number, when it started, the time it had
+    and the configured deadline's time left then (to tell whose deadline cut it)."""
+
+    outcome: Outcome
+    number: int
+    started: float
+    left: float
+    own_left: float
+    hedge: bool = False  # sent beside another attempt, not after a failure
+
+
+@dataclass(slots=True)
+class _Running:
+    """An attempt in flight on a hedging worker."""
+
+    number: int
+    guard: Guard
+    started: float
+    left: float
+    own_left: float
+    future: Future[Outcome]
+
+
+class RetryManager:
+    """Calls one upstream resiliently. One instance per upstream per process; thread-safe.
+
+    ``clock``, ``sleep`` and ``random`` are injectable so tests never wait through backoff.
+    ``watchdog`` enforces the deadline in every phase of an attempt (``None``: per socket
+    operation only, for the benchmark's comparison); it needs the default session's adapter.
+    """
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+        listeners: Iterable[Listener] = (events.log_event,),
+        session: requests.Session | None = None,
+        watchdog: Watchdog | None = WATCHDOG,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random
+        self._listeners = tuple(listeners)
+        self.transport = Transport(config, session=session, watchdog=watchdog)
+        self.budget = RetryBudget(
+            ratio=config.retry_budget,
+            min_per_second=config.budget_min_retries_per_second,
+            window=config.budget_window,
+            clock=clock,
+        )
+        self.bulkhead = Bulkhead(config.max_concurrency)
+        self.breaker = (
+            CircuitBreaker(
+                failure_ratio=config.breaker_failure_ratio,
+                min_calls=config.breaker_min_calls,
+                consecutive_failures=config.breaker_consecutive_failures,
+                window=config.breaker_window,
+                reset=config.breaker_reset,
+                slow_call=config.slow_call,
+                slow_call_ratio=config.breaker_slow_call_ratio,
+                clock=clock,
+                on_transition=self._on_breaker,
+            )
+            if config.breaker
+            else None
+        )
+        self._hedgers: ThreadPoolExecutor | None = None
+        self._hedgers_lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        return self.transport.session
+
+    def close(self) -> None:
+        self.transport.close()
+        if self._hedgers is not None:
+            self._hedgers.shutdown(wait=False, cancel_futures=True)
+
+    def get(self, path: str, **kwargs: Any) -> UpstreamResponse:
+        return self.request("GET", path, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        deadline: Deadline | None = None,
+    ) -> UpstreamResponse:
+        """Send ``method path`` until it succeeds, is not worth retrying, or time runs out.
+
+        Returns any response that is not a failure of the upstream (2xx, 3xx, 4xx but 429);
+        raises an ``UpstreamError`` subclass otherwise. ``deadline`` (a caller's, tighter
+        than the configured one) bounds everything, the body included.
+        """
+        method = method.upper()
+        cfg = self.config
+        rejected = partial(Event, upstream=cfg.name, method=method, path=path)
+        permit: Permit | None = None
+        if self.breaker is not None:
+            permit = self.breaker.allow()
+            if permit is None:
+                self._emit(rejected(events.BREAKER_REJECTED))
+                raise CircuitOpen(
+                    cfg.name, "circuit open", retry_after=self.breaker.retry_after_header()
+                )
+        if not self.bulkhead.try_enter():
+            if self.breaker is not None:
+                self.breaker.release(permit)
+            cause = f"bulkhead full: {cfg.max_concurrency} calls in flight"
+            self._emit(rejected(events.BULKHEAD_REJECTED, cause=cause))
+            raise UpstreamOverloaded(cfg.name, cause, retry_after=OVERLOADED_RETRY_AFTER)
+        # The breaker sees what the caller sees: one outcome per call, after the retries.
+        # Flakiness the retries absorb is not an outage; calls that fail despite them are.
+        # A call ended by its caller's own, tighter deadline says nothing about the
+        # upstream's answers: it is not counted (only its slowness is), or anyone could
+        # open the breaker with a short deadline header.
+        healthy: bool | None = True
+        try:
+            return self._run(self._start(method, path, params, headers, json_body, deadline))
+        except (UpstreamTimeout, UpstreamUnavailable) as exc:
+            healthy = None if exc.callers_deadline else False
+            raise
+        finally:
+            self.bulkhead.leave()
+            if self.breaker is not None:
+                if healthy is None:
+                    self.breaker.release(permit)
+                else:
+                    self.breaker.record(permit, success=healthy)
+
+    def _start(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        deadline: Deadline | None,
+    ) -> _Call:
+        cfg = self.config
+        sent = CaseInsensitiveDict(headers or {})  # RFC 9110: names are case-insensitive
+        own = Deadline.after(cfg.deadline, self._clock)
+        binding = own if deadline is None else deadline.earliest(own.remaining())
+        return _Call(
+            request=Request(method, cfg.base_url.rstrip("/") + path, params, sent, json_body),
+            path=path,
+            deadline=binding,
+            own=own,
+            tighter=binding is deadline,
+            keyed=policy.IDEMPOTENCY_HEADER in sent,
+            started=self._clock(),
+        )
+
+    def _run(self, call: _Call) -> UpstreamResponse:
+        """The retry loop of one call."""
+        cfg = self.config
+        method = call.request.method
+        while True:
+            if call.deadline.remaining() < cfg.min_attempt:
+                self._give_up(call, None, NO_TIME, needed=cfg.min_attempt)
+            if not call.history:
+                self.budget.record_request()
+            tried = self._attempt(call)
+            outcome, number, left, own_left = (
+                tried.outcome,
+                tried.number,
+                tried.left,
+                tried.own_left,
+            )
+            elapsed = self._clock() - tried.started
+            event = partial(
+                Event,
+                upstream=cfg.name,
+                method=method,
+                path=call.path,
+                attempt=number,
+                max_attempts=cfg.retries + 1,
+                outcome=outcome.label,
+                elapsed=elapsed,
+            )
+            judged = policy.verdict(
+                outcome,
+                method=method,
+                idempotency_key=call.keyed,
+                retry_statuses=cfg.retry_statuses,
+            )
+            if judged.done:
+                _add(call.history, Attempt(number, outcome.label, elapsed))
+                if number > 1 and not tried.hedge:
+                    self.budget.refund()  # a retry that worked was not wasted load; a hedge
+                    # that won still added load, and hedges must stay within the budget
+                duration = self._clock() - call.started
+                self._emit(event(events.CALL_SUCCEEDED, duration=duration))
+                return UpstreamResponse(
+                    outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
+                )
+            wait, stop, needed, retry_after = self._next_wait(call, outcome, judged, number)
+            _add(call.history, Attempt(number, outcome.label, elapsed, None if stop else wait))
+            if stop is not None:
+                self._give_up(
+                    call,
+                    outcome,
+                    stop,
+                    event=event,
+                    left=left,
+                    own_left=own_left,
+                    needed=needed,
+                    retry_after=retry_after,
+                )
+            self._emit(
+                event(
+                    events.RETRY_SCHEDULED,
+                    cause=outcome.label,
+                    wait=wait,
+                    time_left=call.deadline.remaining(),
+                )
+            )
+            if not is_testing():
+                self._sleep(wait)
+            if self.breaker is not None and self.breaker.state is State.OPEN:
+                self._give_up(call, outcome, OPENED_MEANWHILE, event=event)  # do not send it
+
+    def _next_wait(
+        self, call: _Call, outcome: Outcome, judged: policy.Verdict, attempts: int
+    ) -> tuple[float, str | None, float | None, float | None]:
+        """(wait, stop, time another attempt needed, Retry-After) after a failed attempt."""
+        cfg = self.config
+        if judged.stop is not None:
+            return 0.0, judged.stop, None, None
+        if not policy.attempts_left(attempts, retries=cfg.retries):
+            return 0.0, "retries exhausted", None, None
+        remaining = call.deadline.remaining()
+        retry_after = policy.retry_after(outcome)
+        if retry_after is not None:
+            wait = retry_after
+            if not policy.fits(wait, time_left=remaining, min_attempt=cfg.min_attempt):
+                stop = f"Retry-After {retry_after:g} s exceeds the {remaining:.2f} s left"
+                return wait, stop, wait + cfg.min_attempt, retry_after
+        else:
+            jitter = None
+            if cfg.backoff_jitter:
+                jitter = 1.0 if is_testing() else self._random()
+            failures = sum(1 for a in call.history if a.outcome != HEDGE_LOST) + 1
+            wait = policy.backoff(
+                failures, factor=cfg.backoff_factor, cap=cfg.backoff_max, jitter=jitter
+            )
+            if not policy.fits(wait, time_left=remaining, min_attempt=cfg.min_attempt):
+                stop = f"no time for another attempt ({remaining:.2f} s left)"
+                return wait, stop, wait + cfg.min_attempt, None
+        if not self.budget.try_acquire():
+            return wait, BUDGET_SPENT, None, retry_after
+        return wait, None, None, retry_after
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def _attempt(self, call: _Call) -> _Tried:
+        """One attempt, or a hedged pair (a losing hedge goes into the history)."""
+        if self.config.hedge_after > 0 and policy.may_repeat(
+            call.request.method, idempotency_key=call.keyed
+        ):
+            return self._hedged(call)
+        started, left, own_left = self._clock(), call.deadline.remaining(), call.own.remaining()
+        outcome = self.transport.send(call.request, self.transport.arm(left), left)
+        return _Tried(outcome, len(call.history) + 1, started, left, own_left)
+
+    def _launch(self, call: _Call, number: int) -> _Running:
+        started, left = self._clock(), call.deadline.remaining()
+        guard = self.transport.arm(left)
+        request = Request(  # its own headers: each attempt stamps its time left on them
+            call.request.method,
+            call.request.url,
+            call.request.params,
+            CaseInsensitiveDict(call.request.headers),
+            call.request.json_body,
+        )
+        future = self._hedging_pool().submit(self.transport.send, request, guard, left)
+        return _Running(number, guard, started, left, call.own.remaining(), future)
+
+    def _hedged(self, call: _Call) -> _Tried:
+        """Send an attempt; if it has no answer after ``hedge_after``, send one more beside
+        it (while attempts, time and budget allow). The first good answer wins; a loser
+        still running is cancelled, its connection shut. Events come from this thread only.
+        """
+        cfg = self.config
+        number = len(call.history) + 1
+        racing = [self._launch(call, number)]
+        done, _ = wait([racing[0].future], timeout=min(cfg.hedge_after, racing[0].left))
+        if (
+            not done
+            and policy.may_hedge(
+                call.request.method,
+                idempotency_key=call.keyed,
+                attempts=number,
+                retries=cfg.retries,
+                time_left=call.deadline.remaining(),
+                min_attempt=cfg.min_attempt,
+            )
+            and self.budget.try_acquire()
+        ):
+            self._emit(
+                Event(
+                    events.HEDGE_SENT,
+                    cfg.name,
+                    method=call.request.method,
+                    path=call.path,
+                    attempt=number + 1,
+                    max_attempts=cfg.retries + 1,
+                    elapsed=self._clock() - racing[0].started,
+                )
+            )
+            racing.append(self._launch(call, number + 1))
+        winner = self._first_good(racing, call)
+        for loser in racing:
+            if loser is not winner:
+                loser.guard.fire()  # its socket shut, its connection never pooled (no-op if done)
+                _add(call.history, Attempt(loser.number, HEDGE_LOST, self._clock() - loser.started))
+        outcome = winner.future.result()
+        hedge = winner is not racing[0]
+        return _Tried(outcome, winner.number, winner.started, winner.left, winner.own_left, hedge)
+
+    def _first_good(self, racing: list[_Running], call: _Call) -> _Running:
+        """The first attempt to finish with an answer; if all fail, the last to fail."""
+        pending = {r.future: r for r in racing}
+        last = racing[0]
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                last = pending.pop(future)
+                if not _worth_another(future.result(), call, self.config.retry_statuses):
+                    return last
+        return last
+
+    def _hedging_pool(self) -> ThreadPoolExecutor:
+        """Workers for hedged attempts: two per call the bulkhead lets in."""
+        with self._hedgers_lock:
+            if self._hedgers is None:
+                self._hedgers = ThreadPoolExecutor(
+                    max_workers=2 * self.config.max_concurrency,
+                    thread_name_prefix=f"{self.config.name}-hedge",
+                )
+            return self._hedgers
+
+    # -- giving up ------------------------------------------------------------------------
+
+    def _give_up(
+        self,
+        call: _Call,
+        outcome: Outcome | None,
+        cause: str,
+        *,
+        event: Callable[..., Event] | None = None,
+        left: float = 0.0,
+        own_left: float = 0.0,
+        needed: float | None = None,
+        retry_after: float | None = None,
+    ) -> NoReturn:
+        """The one way a call fails: its events, then the honest error for how it ended."""
+        cfg = self.config
+        if event is None:
+            event = partial(Event, upstream=cfg.name, method=call.request.method, path=call.path)
+        if cause == BUDGET_SPENT:
+            self._emit(event(events.BUDGET_EXHAUSTED, cause=cause))
+        self._emit(event(events.CALL_FAILED, cause=cause, duration=self._clock() - call.started))
+        history = tuple(call.history)
+        error: UpstreamError
+        if policy.timed_out(outcome):
+            error = UpstreamTimeout(cfg.name, cause, history=history)
+        elif outcome is not None and not outcome.upstream_failed and outcome.status != 429:
+            error = UpstreamBadResponse(cfg.name, cause, history=history)  # unusable answer
+        else:
+            if retry_after is None and outcome is not None:
+                retry_after = policy.retry_after(outcome)
+            breaker = self.breaker
+            if retry_after is None and breaker is not None and breaker.state is State.OPEN:
+                retry_after = breaker.retry_after_header()
+            error = UpstreamUnavailable(cfg.name, cause, history=history, retry_after=retry_after)
+        error.callers_deadline = call.tighter and policy.callers_cut(
+            outcome,
+            needed=needed,
+            left=left,
+            own_left=own_left,
+            own_remaining=call.own.remaining(),
+            connect_timeout=cfg.connect_timeout,
+            read_timeout=cfg.read_timeout,
+        )
+        raise error
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def _on_breaker(self, state: State, cause: str) -> None:
+        name = {
+            State.OPEN: events.BREAKER_OPENED,
+            State.HALF_OPEN: events.BREAKER_HALF_OPEN,
+            State.CLOSED: events.BREAKER_CLOSED,
+        }[state]
+        self._emit(Event(name, self.config.name, cause=cause))
+
+
+def _add(history: list[Attempt], attempt: Attempt) -> None:
+    """Into the history in attempt order (a hedge's loser may be added before its winner)."""
+    history.append(attempt)
+    history.sort(key=lambda a: a.number)
+
+
+def _worth_another(outcome: Outcome, call: _Call, retry_statuses: frozenset[int]) -> bool:
+    """Is this a failure a hedge still running might beat?"""
+    judged = policy.verdict(
+        outcome,
+        method=call.request.method,
+        idempotency_key=call.keyed,
+        retry_statuses=retry_statuses,
+    )
+    return judged.retry

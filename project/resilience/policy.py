@@ -1,0 +1,161 @@
+"""The retry policy: small, pure decisions over an ``Outcome``. No I/O, no clock, no state.
+
+The call loop (``loop.py``) asks, after each attempt, in this order: is this the answer
+(``verdict``)? may another attempt go out (``attempts_left``)? after how long
+(``retry_after``, ``backoff``) and is there time for it (``fits``)? Each answer that stops
+the call carries its reason, which the log line and the error repeat word for word.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import re
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from .outcome import CONNECT_ERRORS, READ_ERRORS, TIMEOUTS, Outcome
+
+#: RFC 9110 section 9.2.2: methods whose repetition has the same effect as one request.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+#: Methods made safe to repeat by an ``Idempotency-Key`` the upstream recognises.
+KEYED_METHODS = frozenset({"POST", "PATCH"})
+#: Statuses whose ``Retry-After`` says "come back then" (RFC 9110 section 10.2.3).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """``done``: return this response; ``retry``: worth another attempt; else ``stop``."""
+
+    done: bool = False
+    retry: bool = False
+    stop: str | None = None
+
+
+DONE = Verdict(done=True)
+RETRY = Verdict(retry=True)
+
+
+def may_repeat(method: str, *, idempotency_key: bool) -> bool:
+    """May this request be sent twice? Idempotent methods, or a keyed POST/PATCH."""
+    return method in IDEMPOTENT_METHODS or (idempotency_key and method in KEYED_METHODS)
+
+
+def verdict(
+    outcome: Outcome, *, method: str, idempotency_key: bool, retry_statuses: Collection[int]
+) -> Verdict:
+    """Is this the answer, worth another attempt, or the end (and why)?
+
+    A request that never left (refused, connect timeout) is always worth another attempt;
+    one that may have been processed only if it may be repeated. A status is retried when
+    the upstream's configuration lists it, or when it says when to come back (429/503 with
+    ``Retry-After``). Anything else the upstream answered is the answer.
+    """
+    repeatable = may_repeat(method, idempotency_key=idempotency_key)
+    if outcome.error in CONNECT_ERRORS:
+        return RETRY
+    if outcome.error in READ_ERRORS:
+        if repeatable:
+            return RETRY
+        return Verdict(stop=f"{outcome.error} on {method} without {IDEMPOTENCY_HEADER}")
+    if outcome.error is not None:
+        return Verdict(stop=f"unusable response: {outcome.error}")
+    status = outcome.status or 0
+    asks_back = status in RETRY_AFTER_STATUSES and "Retry-After" in outcome.headers
+    if repeatable and (status in retry_statuses or asks_back):
+        return RETRY
+    if status >= 500 or status == 429:
+        return Verdict(stop=f"{status} is not retried for {method}")
+    return DONE
+
+
+def attempts_left(attempts: int, *, retries: int) -> bool:
+    """``retries`` counts re-tries: ``retries + 1`` attempts in all, hedges included."""
+    return attempts <= retries
+
+
+def backoff(failures: int, *, factor: float, cap: float, jitter: float | None) -> float:
+    """The sleep before the next attempt, after ``failures`` failed attempts (1, 2, ...).
+
+    Without jitter (``jitter`` ``None``): urllib3's schedule, 0, 2f, 4f, 8f ... capped, the
+    tutorial's table. With jitter, a uniform draw in [0, 1): "full jitter" (AWS), uniform
+    in [0, min(cap, f * 2**(n-1))], which spreads a crowd of retrying callers out.
+    """
+    ceiling = min(cap, factor * 2 ** (failures - 1))
+    if jitter is None:
+        return 0.0 if failures <= 1 else ceiling
+    return jitter * ceiling
+
+
+_SECONDS = re.compile(r"^\s*[0-9]+\s*$")
+
+
+def retry_after(outcome: Outcome, *, now: Callable[[], float] = time.time) -> float | None:
+    """The upstream's ``Retry-After`` on a 429/503 (seconds or an HTTP-date), if readable."""
+    value = outcome.headers.get("Retry-After")
+    if value is None or outcome.status not in RETRY_AFTER_STATUSES:
+        return None
+    if _SECONDS.match(value):
+        return float(int(value))
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - now())
+
+
+def fits(wait: float, *, time_left: float, min_attempt: float) -> bool:
+    """Is there time to sleep ``wait`` and still give an attempt ``min_attempt``?"""
+    return wait + min_attempt <= time_left
+
+
+def may_hedge(
+    method: str,
+    *,
+    idempotency_key: bool,
+    attempts: int,
+    retries: int,
+    time_left: float,
+    min_attempt: float,
+) -> bool:
+    """Another attempt beside one still running: only where sending twice is safe, while
+    attempts remain and there is time for it (gRPC A6: hedges count as attempts)."""
+    return (
+        may_repeat(method, idempotency_key=idempotency_key)
+        and attempts_left(attempts, retries=retries)
+        and time_left >= min_attempt
+    )
+
+
+def callers_cut(
+    outcome: Outcome | None,
+    *,
+    needed: float | None,
+    left: float,
+    own_left: float,
+    own_remaining: float,
+    connect_timeout: float,
+    read_timeout: float,
+) -> bool:
+    """Did the caller's tighter deadline, not the upstream, end the call? It did if the
+    call stopped for time (``needed``) the configured deadline would have given, or if the
+    last attempt timed out at a limit the caller's deadline had shortened (``left`` was
+    the attempt's time, ``own_left`` the configured deadline's, when it started).
+    """
+    if needed is not None and needed <= own_remaining:
+        return True
+    limits = {
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "deadline_exceeded": math.inf,
+    }
+    limit = limits.get(outcome.error or "") if outcome is not None else None
+    return limit is not None and left < min(limit, own_left)
+
+
+def timed_out(outcome: Outcome | None) -> bool:
+    """Should the caller hear "too slow" (504) rather than "unavailable" (503)?"""
+    return outcome is None or outcome.error in TIMEOUTS

@@ -1,0 +1,200 @@
+"""The transport: one attempt on a pooled ``requests`` session, as an ``Outcome``.
+
+One session per upstream, its connections kept alive and shared by every thread (urllib3's
+pool). Each attempt sends once (``max_retries=0``: the loop decides about retries, so there
+is no second retry layer to multiply attempts), reads the whole body under a size cap, and
+runs under a ``Guard``: the watchdog shuts the socket when the attempt's time is up,
+whatever phase the exchange is in. Failures come back as the ``Outcome``'s ``error``; only
+bugs (a bad URL, bad arguments) raise.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util import Timeout
+
+from .config import UpstreamConfig
+from .outcome import Outcome
+from .watchdog import Guard, GuardedAdapter, Watchdog, watching
+
+#: Request header carrying the caller's time left, in whole milliseconds, so the upstream
+#: can stop working for a caller that has given up (like gRPC's ``grpc-timeout``).
+DEADLINE_HEADER = "X-Request-Timeout-Ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to send; the same for every attempt of a call."""
+
+    method: str
+    url: str
+    params: Mapping[str, str] | None
+    headers: CaseInsensitiveDict[str]
+    json_body: Any = None
+
+
+class _BodyError(Exception):
+    """Reading the body failed: ``kind`` is the attempt's outcome."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """Service calls are stateless; a shared jar would also be shared mutable state."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def new_session(pool_maxsize: int) -> requests.Session:
+    """A session for one upstream: pooled, guarded, no cookies, no proxy lookups."""
+    session = requests.Session()
+    session.trust_env = False  # no proxy/netrc lookups per call: this is a private hop
+    session.cookies = _no_cookies()
+    adapter = GuardedAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Transport:
+    """Sends attempts to one upstream. Thread-safe (the session's pool is)."""
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        session: requests.Session | None = None,
+        watchdog: Watchdog | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session or new_session(config.pool_maxsize)
+        self._watchdog = watchdog
+
+    def arm(self, seconds: float) -> Guard:
+        """A guard for one attempt: fired by the watchdog at ``seconds``, or by ``cancel``.
+        Without a watchdog (the benchmark's comparison) only ``cancel`` fires it."""
+        if self._watchdog is None:
+            return Guard(math.inf)
+        return self._watchdog.arm(seconds)
+
+    def send(self, request: Request, guard: Guard, left: float) -> Outcome:
+        """One attempt with ``left`` seconds, cut by ``guard`` if it fires first."""
+        if left <= 0:  # the time went while this thread waited for the CPU: send nothing
+            guard.disarm()
+            return Outcome(error="deadline_exceeded")
+        request.headers[DEADLINE_HEADER] = str(int(left * 1000))
+        with watching(guard):
+            outcome, response = self._exchange(request, left)
+        if response is not None:
+            if guard.fired or outcome.error is not None:
+                response.close()  # cut or half-read: this connection never goes back to the pool
+            else:
+                response.raw.release_conn()  # fully read: keep-alive, back to the pool
+        if guard.fired:  # whatever the exchange saw last (EOF, reset), the guard ended it
+            return Outcome(status=outcome.status, error="deadline_exceeded")
+        return outcome
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _exchange(self, request: Request, left: float) -> tuple[Outcome, requests.Response | None]:
+        cfg = self.config
+        try:
+            response = self.session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                headers=request.headers,
+                json=request.json_body,
+                # total: the read phase gets only what the connect phase left of ``left``.
+                timeout=Timeout(
+                    connect=min(cfg.connect_timeout, left),
+                    read=min(cfg.read_timeout, left),
+                    total=left,
+                ),
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return Outcome(error=classify(exc)), None
+        try:
+            content = self._read_body(response)
+        except _BodyError as err:
+            return Outcome(status=response.status_code, error=err.kind), response
+        return Outcome(response.status_code, response.headers, content), response
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """Read the body in whatever pieces arrive, never past the size cap.
+
+        ``read1`` returns after one socket read instead of waiting for a full chunk; the
+        watchdog ends the read when the deadline comes, however slowly the bytes arrive.
+        """
+        cap = self.config.max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise _BodyError("body_too_large")
+        raw = response.raw
+        body = bytearray()
+        while True:
+            try:
+                chunk = raw.read1(64 * 1024, decode_content=True)
+            except ReadTimeoutError as exc:
+                raise _BodyError("read_timeout") from exc
+            except ProtocolError as exc:
+                raise _BodyError("connection_reset") from exc
+            except DecodeError as exc:
+                raise _BodyError("undecodable_body") from exc
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > cap:
+                raise _BodyError("body_too_large")
+
+
+def classify(exc: requests.RequestException) -> str:
+    """Name what went wrong. Only transport failures are outages; anything else is a bug
+    (a bad URL, bad arguments) and is re-raised, never turned into a 503.
+    """
+    cause: object = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, NewConnectionError):  # refused, unreachable, DNS: never sent
+        return "connect_error"
+    if isinstance(cause, ConnectTimeoutError) or isinstance(exc, requests.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(cause, ReadTimeoutError) or isinstance(exc, requests.ReadTimeout):
+        return "read_timeout"
+    if _malformed(cause):  # it answered, in something that is not HTTP/1.1: a 502
+        return "malformed_response"
+    if isinstance(exc, requests.ConnectionError):  # reset or closed after sending
+        return "connection_reset"
+    raise exc
+
+
+def _malformed(cause: object) -> bool:
+    """A status line or headers that http.client refused (not HTTP, a line over 64 KiB,
+    over 100 headers): the server is talking, wrongly, and asking again will not fix that.
+    A connection closed before the status line (``RemoteDisconnected``) is not this: that
+    is a reset, and retried like one.
+    """
+    inner = cause.args[1] if isinstance(cause, ProtocolError) and len(cause.args) > 1 else None
+    return isinstance(inner, http.client.HTTPException) and not isinstance(
+        inner, http.client.RemoteDisconnected | ConnectionError
+    )

@@ -1,0 +1,191 @@
+"""Hedging against a real socket server that holds the requests it is told to hold.
+
+A held request is answered only when its client goes away: the server then records that
+its connection was closed, which is how the tests see a losing attempt cancelled. No test
+waits for a time it set itself to pass: ``hedge_after`` only has to elapse *before* a
+request the server holds forever.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from project.resilience import RetryManager, UpstreamConfig, UpstreamTimeout, events
+from tests.conftest import USER
+
+BODY = json.dumps(USER).encode()
+
+
+class HoldingServer:
+    """Answers 200 with a user, except the requests numbered in ``hold`` (1-based), which it
+    holds until the client closes the connection. Keep-alive: many requests per connection."""
+
+    def __init__(self, hold: set[int] | None = None, hold_all: bool = False) -> None:
+        self.hold = hold or set()
+        self.hold_all = hold_all
+        self.requests = 0
+        self.connections = 0
+        self.closed_while_held: list[int] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                _, buffer = buffer.split(b"\r\n\r\n", 1)
+                with self._lock:
+                    self.requests += 1
+                    number = self.requests
+                if self.hold_all or number in self.hold:
+                    self._hold(sock, number)
+                    return
+                head = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n"
+                )
+                sock.sendall(head + BODY)
+
+    def _hold(self, sock: socket.socket, number: int) -> None:
+        """Read (and drop) whatever comes, until the client closes: then record it."""
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            readable, _, _ = select.select([sock], [], [], 1)
+            if readable and sock.recv(65536) == b"":
+                with self._lock:
+                    self.closed_while_held.append(number)
+                return
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
+
+
+@pytest.fixture
+def recorded() -> list[events.Event]:
+    return []
+
+
+@pytest.fixture
+def make(recorded) -> Iterator:
+    made: list[tuple[RetryManager, HoldingServer]] = []
+
+    def build(server: HoldingServer, **overrides: object) -> RetryManager:
+        config = UpstreamConfig(
+            **{  # type: ignore[arg-type]
+                "name": "users",
+                "base_url": f"http://127.0.0.1:{server.port}",
+                "hedge_after": 0.05,
+                "deadline": 2.0,
+                "read_timeout": 2.0,
+                "backoff_jitter": False,
+                **overrides,
+            }
+        )
+        manager = RetryManager(config, listeners=[recorded.append])
+        made.append((manager, server))
+        return manager
+
+    yield build
+    for manager, server in made:
+        manager.close()
+        server.close()
+
+
+def eventually(condition, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_the_hedge_wins_and_the_held_attempt_is_cancelled(make, recorded):
+    server = HoldingServer(hold={1})
+    manager = make(server, deadline=60, read_timeout=60)  # only the cancel can shut it soon
+    before = manager.budget.available()
+    response = manager.get("/users/1")
+    assert response.status == 200
+    assert [(a.number, a.outcome) for a in response.history] == [(1, "hedge_lost"), (2, "200")]
+    assert eventually(lambda: server.closed_while_held == [1])  # its connection shut
+    assert server.requests == 2
+    assert [e.name for e in recorded] == [events.HEDGE_SENT, events.CALL_SUCCEEDED]
+    assert recorded[0].attempt == 2
+    # The hedge took a retry from the budget (and the request earned 0.2 of one).
+    assert manager.budget.available() == pytest.approx(before + 0.2 - 1)
+    # The cancelled connection is shut, not pooled: the next call is served as usual.
+    assert manager.get("/users/1").status == 200
+    assert server.requests == 3
+
+
+def test_no_hedge_for_a_post_without_an_idempotency_key(make, recorded):
+    server = HoldingServer(hold={1})
+    manager = make(server, deadline=0.5)
+    with pytest.raises(UpstreamTimeout):
+        manager.request("POST", "/users/1", json_body={})
+    assert server.requests == 1
+    assert events.HEDGE_SENT not in [e.name for e in recorded]
+
+
+def test_a_keyed_post_is_hedged(make):
+    server = HoldingServer(hold={1})
+    manager = make(server)
+    response = manager.request("POST", "/users/1", json_body={}, headers={"Idempotency-Key": "k"})
+    assert response.status == 200
+    assert server.requests == 2
+
+
+def test_hedges_never_run_past_the_deadline(make, recorded):
+    """Both attempts held: the call ends at its deadline, 504, both connections shut."""
+    server = HoldingServer(hold_all=True)
+    manager = make(server, deadline=0.5, retries=4)
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        manager.get("/users/1")
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.5 + 1.0  # the promise, with slack for a loaded machine
+    assert eventually(lambda: sorted(server.closed_while_held) == [1, 2])
+    assert [e.name for e in recorded].count(events.HEDGE_SENT) == 1
+
+
+def test_no_hedge_when_the_budget_is_spent(make, recorded):
+    server = HoldingServer(hold={1})
+    manager = make(server, deadline=0.5, retry_budget=0.0, budget_min_retries_per_second=0.0)
+    with pytest.raises(UpstreamTimeout):
+        manager.get("/users/1")
+    assert server.requests == 1
+    assert events.HEDGE_SENT not in [e.name for e in recorded]
+
+
+def test_hedging_off_sends_one_attempt_at_a_time(make, recorded):
+    server = HoldingServer(hold={1})
+    manager = make(server, hedge_after=0.0, deadline=0.5, retries=0)
+    with pytest.raises(UpstreamTimeout):
+        manager.get("/users/1")
+    assert server.requests == 1

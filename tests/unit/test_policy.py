@@ -1,0 +1,128 @@
+"""The retry policy's decisions, each a pure function: no server, no clock."""
+
+from __future__ import annotations
+
+import email.utils
+
+import pytest
+import responses
+from requests.structures import CaseInsensitiveDict
+
+from project.resilience import Outcome, is_testing, policy, set_testing
+
+STATUSES = frozenset({502, 503, 504})
+
+
+def judge(outcome: Outcome, method: str = "GET", *, keyed: bool = False) -> policy.Verdict:
+    return policy.verdict(outcome, method=method, idempotency_key=keyed, retry_statuses=STATUSES)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "method", "keyed", "expected"),
+    [
+        (Outcome(200), "GET", False, policy.DONE),
+        (Outcome(404), "GET", False, policy.DONE),
+        (Outcome(503), "GET", False, policy.RETRY),
+        (Outcome(503), "POST", True, policy.RETRY),
+        (Outcome(503), "POST", False, policy.Verdict(stop="503 is not retried for POST")),
+        (Outcome(500), "GET", False, policy.Verdict(stop="500 is not retried for GET")),
+        (Outcome(429), "GET", False, policy.Verdict(stop="429 is not retried for GET")),
+        (Outcome(429, {"Retry-After": "1"}), "GET", False, policy.RETRY),
+        (Outcome(error="connect_error"), "POST", False, policy.RETRY),  # never sent
+        (Outcome(error="connect_timeout"), "POST", False, policy.RETRY),
+        (Outcome(error="read_timeout"), "GET", False, policy.RETRY),
+        (
+            Outcome(error="read_timeout"),
+            "POST",
+            False,
+            policy.Verdict(stop="read_timeout on POST without Idempotency-Key"),
+        ),
+        (
+            Outcome(200, error="body_too_large"),
+            "GET",
+            False,
+            policy.Verdict(stop="unusable response: body_too_large"),
+        ),
+    ],
+)
+def test_verdict(outcome, method, keyed, expected):
+    assert judge(outcome, method, keyed=keyed) == expected
+
+
+def test_the_retried_statuses_are_the_upstreams_own():
+    outcome = Outcome(500)
+    assert policy.verdict(outcome, method="GET", idempotency_key=False, retry_statuses={500}).retry
+    assert not policy.verdict(
+        Outcome(503), method="GET", idempotency_key=False, retry_statuses={500}
+    ).retry
+
+
+def test_backoff_without_jitter_is_urllib3s_schedule():
+    """0, 2f, 4f, 8f ... capped: the tutorial's table."""
+    waits = [policy.backoff(n, factor=0.5, cap=3.0, jitter=None) for n in range(1, 6)]
+    assert waits == [0.0, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_full_jitter_is_a_fraction_of_the_ceiling():
+    assert policy.backoff(1, factor=0.1, cap=2.0, jitter=0.5) == pytest.approx(0.05)
+    assert policy.backoff(3, factor=0.1, cap=2.0, jitter=1.0) == pytest.approx(0.4)
+    assert policy.backoff(9, factor=0.1, cap=2.0, jitter=1.0) == 2.0
+
+
+def test_attempts_left_counts_retries():
+    assert policy.attempts_left(1, retries=1)
+    assert not policy.attempts_left(2, retries=1)
+    assert not policy.attempts_left(1, retries=0)
+
+
+@pytest.mark.parametrize(
+    ("status", "value", "expected"),
+    [
+        (503, "3", 3.0),
+        (429, " 7 ", 7.0),
+        (503, "soon", None),
+        (503, "-1", None),
+        (502, "3", None),  # Retry-After means something on 429 and 503 only
+    ],
+)
+def test_retry_after(status, value, expected):
+    outcome = Outcome(status, CaseInsensitiveDict({"Retry-After": value}))
+    assert policy.retry_after(outcome) == expected
+
+
+def test_retry_after_as_an_http_date():
+    when = email.utils.formatdate(1_000_030, usegmt=True)
+    outcome = Outcome(503, {"Retry-After": when})
+    assert policy.retry_after(outcome, now=lambda: 1_000_000.0) == pytest.approx(30.0)
+    assert policy.retry_after(outcome, now=lambda: 2_000_000.0) == 0.0  # in the past
+
+
+def test_fits():
+    assert policy.fits(0.5, time_left=0.55, min_attempt=0.05)
+    assert not policy.fits(0.5, time_left=0.54, min_attempt=0.05)
+
+
+def test_hedges_only_what_may_be_repeated_with_attempts_and_time_left():
+    args = {"retries": 2, "time_left": 1.0, "min_attempt": 0.05}
+    assert policy.may_hedge("GET", idempotency_key=False, attempts=1, **args)
+    assert not policy.may_hedge("POST", idempotency_key=False, attempts=1, **args)
+    assert policy.may_hedge("POST", idempotency_key=True, attempts=1, **args)
+    assert not policy.may_hedge("GET", idempotency_key=False, attempts=3, **args)
+    args["time_left"] = 0.01
+    assert not policy.may_hedge("GET", idempotency_key=False, attempts=1, **args)
+
+
+def test_set_testing_skips_the_sleeps_and_takes_the_jitter_ceiling(mocked, make_manager, clock):
+    """stamina's switch: waits are computed and reported, never slept; jitter deterministic."""
+    manager = make_manager(backoff_jitter=True, retries=2, random=lambda: 0.123)
+    for status in (503, 503, 200):
+        mocked.add(responses.GET, "http://users.test/users/1", status=status, json={})
+    set_testing(True)
+    try:
+        assert is_testing()
+        response = manager.get("/users/1")
+    finally:
+        set_testing(False)
+    assert not is_testing()
+    assert clock.sleeps == []
+    assert [a.wait for a in response.history] == [pytest.approx(0.1), pytest.approx(0.2), None]

@@ -1,0 +1,207 @@
+"""A slow upstream: the bulkhead, and the breaker counting slow calls, in flight included."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import responses
+
+from project.resilience import (
+    Bulkhead,
+    CircuitBreaker,
+    CircuitOpen,
+    State,
+    UpstreamOverloaded,
+    events,
+)
+from tests.conftest import URL, USER
+
+
+@pytest.fixture
+def transitions() -> list[tuple[State, str]]:
+    return []
+
+
+@pytest.fixture
+def breaker(clock, transitions) -> CircuitBreaker:
+    return CircuitBreaker(
+        failure_ratio=0.5,
+        min_calls=10,
+        consecutive_failures=5,
+        window=10,
+        reset=5,
+        slow_call=1.0,
+        slow_call_ratio=0.5,
+        clock=clock,
+        on_transition=lambda state, cause: transitions.append((state, cause)),
+    )
+
+
+# -- bulkhead ------------------------------------------------------------------------------
+
+
+def test_the_bulkhead_admits_up_to_its_limit_and_no_more():
+    bulkhead = Bulkhead(2)
+    assert bulkhead.try_enter()
+    assert bulkhead.try_enter()
+    assert not bulkhead.try_enter()
+    assert bulkhead.in_flight == 2
+    bulkhead.leave()
+    assert bulkhead.try_enter()
+
+
+def test_a_bulkhead_limit_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        Bulkhead(0)
+
+
+def test_a_call_over_the_limit_fails_at_once_without_a_request(mocked, make_manager, events):
+    """One call holds the only place (Users has not answered it); the next is refused at
+    once: no request, 503 overloaded with Retry-After, an event; the first still succeeds."""
+    manager = make_manager(max_concurrency=1)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_answer(request):
+        entered.set()
+        release.wait(10)
+        return 200, {"Content-Type": "application/json"}, b'{"id": 1}'
+
+    mocked.add_callback(responses.GET, URL, callback=slow_answer)
+    first: list[object] = []
+    thread = threading.Thread(target=lambda: first.append(manager.get("/users/1").status))
+    thread.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(UpstreamOverloaded) as caught:
+            manager.get("/users/1")
+    finally:
+        release.set()
+        thread.join(10)
+    assert first == [200]
+    assert len(mocked.calls) == 1  # the refused call sent nothing
+    assert caught.value.retry_after == 1.0
+    assert caught.value.upstream == "users"
+    rejected = [e for e in events if e.name == events_module.BULKHEAD_REJECTED]
+    assert len(rejected) == 1
+    assert rejected[0].cause == "bulkhead full: 1 calls in flight"
+    assert manager.bulkhead.in_flight == 0
+
+
+def test_a_refused_call_does_not_count_for_the_breaker_nor_keep_the_probe(
+    mocked, make_manager, clock
+):
+    """In half-open the probe's place is handed on when the bulkhead refuses the call."""
+    manager = make_manager(max_concurrency=1, breaker_consecutive_failures=1, retries=0)
+    mocked.add(responses.GET, URL, status=502)
+    with pytest.raises(Exception, match="502"):
+        manager.get("/users/1")
+    assert manager.breaker.state is State.OPEN
+    clock.advance(5)
+    assert manager.bulkhead.try_enter()  # someone else holds the only place
+    with pytest.raises(UpstreamOverloaded):
+        manager.get("/users/1")
+    manager.bulkhead.leave()
+    mocked.add(responses.GET, URL, json=USER)
+    assert manager.get("/users/1").status == 200  # the probe went to this call
+    assert manager.breaker.state is State.CLOSED
+
+
+# -- slow calls ----------------------------------------------------------------------------
+
+
+def test_calls_still_in_flight_past_the_threshold_open_the_breaker(breaker, clock, transitions):
+    """Ten calls hang; none has returned, yet a second later the eleventh is refused.
+    resilience4j would wait for them to end (their timeouts) before counting them."""
+    permits = [breaker.allow() for _ in range(10)]
+    assert all(permits)
+    clock.advance(0.99)
+    assert breaker.allow() is not None  # not slow yet
+    clock.advance(0.02)
+    assert breaker.allow() is None
+    assert breaker.state is State.OPEN
+    assert transitions == [(State.OPEN, "10 of the last 10 calls took over 1 s")]
+
+
+def test_a_slow_call_is_counted_once_even_when_it_ends_later(breaker, clock):
+    """Counted while in flight, then it succeeds slowly: not a second call in the counts."""
+    slow = breaker.allow()
+    clock.advance(1.5)
+    for _ in range(9):  # fast, successful: 1 slow in 10 calls
+        permit = breaker.allow()
+        breaker.record(permit, success=True)
+    breaker.record(slow, success=True)
+    assert breaker.state is State.CLOSED
+    assert breaker._counts.totals() == (10, 0)
+    assert breaker._slow.totals() == (1, 0)
+
+
+def test_slow_successes_open_the_breaker_at_the_ratio(breaker, clock, transitions):
+    for i in range(10):
+        permit = breaker.allow()
+        clock.advance(1.2 if i % 2 else 0.01)  # every other call is slow
+        breaker.record(permit, success=True)
+    assert breaker.state is State.OPEN
+    assert transitions[-1][1] == "5 of the last 10 calls took over 1 s"
+
+
+def test_fast_calls_never_count_as_slow(breaker, clock):
+    for _ in range(50):
+        permit = breaker.allow()
+        clock.advance(0.99)
+        breaker.record(permit, success=True)
+    assert breaker.state is State.CLOSED
+
+
+def test_a_call_its_caller_cut_still_counts_when_it_was_slow(breaker, clock):
+    """The hole issue 10 left: callers with deadlines below the read timeout, on a hanging
+    upstream, are each released uncounted. Their slowness is the upstream's: it counts."""
+    permits = [breaker.allow() for _ in range(10)]  # ten callers, each with a 1.1 s deadline
+    clock.advance(1.1)
+    for permit in permits:  # each cut by its own caller: released, not recorded
+        breaker.release(permit)
+    assert breaker.state is State.OPEN
+
+
+def test_a_call_its_caller_cut_early_counts_nothing(breaker, clock):
+    for _ in range(20):
+        permit = breaker.allow()
+        clock.advance(0.1)
+        breaker.release(permit)
+    assert breaker.state is State.CLOSED
+    assert breaker._counts.totals() == (0, 0)
+
+
+def test_a_slow_probe_reopens_the_breaker(breaker, clock, transitions):
+    for _ in range(5):
+        breaker.record(breaker.allow(), success=False)
+    clock.advance(5)
+    probe = breaker.allow()
+    assert breaker.state is State.HALF_OPEN
+    clock.advance(1.5)
+    breaker.record(probe, success=True)
+    assert breaker.state is State.OPEN
+    assert transitions[-1] == (State.OPEN, "probe took over 1 s")
+
+
+def test_slow_call_zero_turns_slowness_off(clock):
+    breaker = CircuitBreaker(min_calls=2, slow_call=0.0, clock=clock)
+    for _ in range(20):
+        permit = breaker.allow()
+        clock.advance(60)
+        breaker.record(permit, success=True)
+    assert breaker.state is State.CLOSED
+
+
+def test_a_hanging_upstream_opens_the_breaker_for_the_next_caller(mocked, make_manager, clock):
+    """Through the manager: calls in flight past slow_call make the next call a fast 503."""
+    manager = make_manager(slow_call=1.0, breaker_min_calls=2)
+    held = [manager.breaker.allow() for _ in range(2)]  # two calls hanging in flight
+    assert all(held)
+    clock.advance(1.0)
+    with pytest.raises(CircuitOpen):
+        manager.get("/users/1")
+    assert len(mocked.calls) == 0
+
+
+events_module = events
