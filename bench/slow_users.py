@@ -49,6 +49,7 @@ import aiohttp
 from bench.post_orders import baseline_tree
 from bench.run import machine, percentile, warm
 from bench.stack import ROOT, Service, Stack, migrated_sqlite, stop_on_signals
+from project.resilience import UpstreamConfig
 
 FIGURES = ROOT / "bench" / "slow_users.json"
 RAW = ROOT / "bench" / "out" / "slow_users.json"
@@ -69,6 +70,8 @@ NO_USERS = Stream("user_99", "/orders/?user_id=99", 10)
 STREAMS = (USERS_BOUND, HEALTHZ, NO_USERS)
 PROBES = (HEALTHZ, NO_USERS)
 PHASES = ("healthy", "slow", "recovered")
+#: One request of a plan: when it is due (seconds from t0), its stream, its index there.
+Due = tuple[float, Stream, int]
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Action:
     run: Callable[[], object]
 
 
-def plan(streams: tuple[Stream, ...], seconds: float, scale: float = 1.0) -> list[tuple]:
+def plan(streams: tuple[Stream, ...], seconds: float, scale: float = 1.0) -> list[Due]:
     """(due, stream, index) of every request, in due order: request i at i/rate."""
     due = []
     for stream in streams:
@@ -152,7 +155,7 @@ async def _send(
 
 
 async def _open_loop(
-    base_url: str, requests: list[tuple], tag: str, timeout: float, actions: list[Action]
+    base_url: str, requests: list[Due], tag: str, timeout: float, actions: list[Action]
 ) -> tuple[list[Sample], dict[str, float]]:
     loop = asyncio.get_running_loop()
     # One connection per request (Connection: close): a pooled keep-alive connection that
@@ -184,7 +187,7 @@ async def _open_loop(
 
 def open_loop(
     base_url: str,
-    requests: list[tuple],
+    requests: list[Due],
     *,
     tag: str,
     timeout: float,
@@ -275,7 +278,8 @@ def timeline(orders: Service, stack: Stack, sizes: Sizes) -> tuple[dict[str, Any
         phases[phase]["sender_lag"] = lag(inside)
     healthy_p99 = phases["healthy"][USERS_BOUND.name]["p99_ms"] / 1000
     normal = max(2 * healthy_p99, 0.25)
-    breaker_reset = float(orders.env.get("USERS_BREAKER_RESET", "5"))
+    default = UpstreamConfig(name="users", base_url=orders.url).breaker_reset
+    breaker_reset = float(orders.env.get("USERS_BREAKER_RESET", default))
     recovered = recovery(samples, done["clear"], normal)
     figures = {
         "orders_env": {
