@@ -93,6 +93,7 @@ def test_slow_users_bench_answers_for_every_request_and_renders(sqlite_template)
     }
     assert new["phases"]["healthy"]["user_99"]["outcomes"].keys() == {"404 orders_not_found"}
     assert new["cleared_at_s"] > new["fault_set_at_s"]
+    assert new["probe_p99_slow_vs_best_healthy"].keys() == {"healthz", "user_99"}
     for value in ("0", "0.05"):
         assert results["hedging"][value]["users_requests"] > 0  # found by request ID
     page = "\n".join(slow_users.section(results, "slow-users.png"))
