@@ -109,6 +109,8 @@ def refuses(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:  # the listener was closing as we connected: ask again
+        return False
     return False
 
 

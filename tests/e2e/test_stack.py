@@ -58,7 +58,8 @@ def test_a_gunicorn_stack_stops_as_whole_process_groups(tmp_path, sqlite_templat
     stack = Stack(tmp_path, {}, "gunicorn", sqlite_template, proxy=True)
     try:
         groups = _groups(stack)
-        assert len(stack.orders.pids()) == 2  # the master and its worker
+        # the master listens before it forks its worker: wait for the worker
+        wait_until(lambda: len(stack.orders.pids()) == 2, "gunicorn's worker")
         assert all(group_alive(g) for g in groups.values())
     finally:
         stack.stop()
@@ -71,6 +72,7 @@ def test_stop_ends_a_worker_orphaned_by_its_killed_master(tmp_path, sqlite_templ
     stack = Stack(tmp_path, {}, "gunicorn", sqlite_template)
     try:
         groups = _groups(stack)
+        wait_until(lambda: len(stack.orders.pids()) == 2, "gunicorn's worker")
         _master, worker = stack.orders.pids()
         os.kill(worker, signal.SIGSTOP)
         stack.orders.kill()
