@@ -92,9 +92,9 @@ class Sizes:
 
 
 SMOKE = Sizes(
-    healthy=1.0,
-    slow=1.0,
-    recovered=1.0,
+    healthy=0.6,
+    slow=0.6,
+    recovered=0.6,
     slow_delay=0.2,
     rate_scale=0.25,
     hedge_rate=10.0,
