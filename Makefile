@@ -7,7 +7,8 @@ USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
 
-.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders browser
+.PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
+	browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -61,12 +62,21 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 
-## bench: the full benchmark (~30 min): raw samples in bench/out/; figures (bench/results.json), docs/benchmarks.md, the chart
+## bench: the full benchmark (~40 min): raw samples in bench/out/; figures (bench/results.json), docs/benchmarks.md, the chart
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load_under_outage
 	$(BIN)/python -m bench.proxy_latency
 	$(BIN)/python -m bench.call_timeout
+	$(BIN)/python -m bench.slow_users --baseline-ref $(SLOW_BASELINE_REF) --max-concurrency 8,32
+	$(BIN)/python -m bench.report
+
+## bench-slow: a slow Users under open-loop load (~8 min): today's code (SLOW_BASELINE_REF, main
+## before the bulkhead) beside this one, USERS_MAX_CONCURRENCY 8 and 32, hedging; figures in
+## bench/slow_users.json, chart docs/slow-users.png, its section of docs/benchmarks.md
+SLOW_BASELINE_REF ?= 3aed396
+bench-slow: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.slow_users --baseline-ref $(SLOW_BASELINE_REF) --max-concurrency 8,32
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

@@ -30,7 +30,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bench.run import machine
-from bench.stack import Stack, migrated_sqlite
+from bench.stack import Stack, migrated_sqlite, stop_on_signals
 from project.resilience import RetryManager, UpstreamConfig
 from project.resilience.watchdog import Guard, Watchdog, watching
 
@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (median)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    stop_on_signals()  # kill or a closed terminal: the servers stop too
     rounds, calls, seconds = (1, 20, 0.2) if args.smoke else (args.rounds, 150, 0.5)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

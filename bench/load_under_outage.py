@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from bench.run import load, percentile, warm
-from bench.stack import Stack, migrated_sqlite
+from bench.stack import Stack, migrated_sqlite, stop_on_signals
 
 RESULTS = Path(__file__).resolve().parent / "load_under_outage.json"
 DEADLINE = 5.0
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    stop_on_signals()  # kill or a closed terminal: the servers stop too
     if args.smoke:
         figures = repeated([run(callers=4, seconds=1)])
     else:

@@ -33,7 +33,7 @@ import requests
 
 from bench.run import load as run_load
 from bench.run import machine, median_of, percentile, warm
-from bench.stack import ROOT, Stack
+from bench.stack import ROOT, Stack, stop_on_signals
 
 OUT = ROOT / "bench" / "out" / "post_orders.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md's section")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    stop_on_signals()  # kill or a closed terminal: the servers stop too
     seconds, repeats = (0.3, 1) if args.smoke else (args.seconds, args.repeats)
     results = run(
         seconds=seconds,

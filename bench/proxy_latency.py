@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from bench.run import percentile, warm
-from bench.stack import Stack, migrated_sqlite
+from bench.stack import Stack, migrated_sqlite, stop_on_signals
 
 RESULTS = Path(__file__).resolve().parent / "proxy_latency.json"
 
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    stop_on_signals()  # kill or a closed terminal: the servers stop too
     results = run(20 if args.smoke else 2000, ["runserver", "gunicorn"], args.out)
     for server in ("runserver", "gunicorn"):
         r = results[server]

@@ -17,6 +17,9 @@ from typing import Any
 from bench.post_orders import BEGIN as POST_BEGIN
 from bench.post_orders import END as POST_END
 from bench.run import FIGURES, RESULTS, figures
+from bench.slow_users import CHART as SLOW_CHART
+from bench.slow_users import FIGURES as SLOW_FIGURES
+from bench.slow_users import section as slow_users_section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHART = "benchmark-latency.png"
@@ -330,6 +333,14 @@ def call_timeout(path: Path) -> list[str]:
     ]
 
 
+def slow_users(path: Path, chart_path: Path) -> list[str]:
+    """A slow Users under open-loop load (``python -m bench.slow_users``), if it was run."""
+    if not path.exists():
+        return []
+    chart_name = chart_path.name if chart_path.exists() else None
+    return slow_users_section(json.loads(path.read_text()), chart_name)
+
+
 def kept_sections(path: Path) -> list[str]:
     """Sections other scripts write into the page (``bench.post_orders``): kept as they are."""
     old = path.read_text() if path.exists() else ""
@@ -369,6 +380,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
     lines += load_under_outage(docs.parent / "bench" / "load_under_outage.json")
     lines += proxy_latency(docs.parent / "bench" / "proxy_latency.json")
     lines += call_timeout(docs.parent / "bench" / "call_timeout.json")
+    lines += slow_users(docs.parent / "bench" / SLOW_FIGURES.name, docs / SLOW_CHART.name)
     breaker = results.get("breaker_concurrency")
     if breaker:
         lines += [

@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from bench import tutorial_client
-from bench.stack import Stack, migrated_sqlite
+from bench.stack import Stack, migrated_sqlite, stop_on_signals
 from project.resilience import RetryManager, UpstreamConfig
 
 #: Everything a run measured, raw samples included: large, so kept out of git.
@@ -519,6 +519,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="runs per figure (median); default 3")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    stop_on_signals()  # kill or a closed terminal: the servers stop too
     sizes = SMOKE if args.smoke else Sizes()
     if args.repeats:
         sizes = Sizes(**{**asdict(sizes), "repeats": args.repeats})

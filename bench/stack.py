@@ -5,11 +5,14 @@ Each service is its own process (``runserver`` or gunicorn with threads) on a fr
 With ``proxy=True`` the fault proxy (``manage.py fault_proxy``, the transport faults) sits
 between Orders and Users, as in ``make run``; without it (the benchmarks) Orders calls
 Users directly, so the proxy never colours a figure. Each process is its own process
-group, stopped as a whole: no gunicorn worker or reloader child outlives a test.
+group, stopped as a whole: no gunicorn worker or reloader child outlives a test. A server
+still running when the interpreter exits (an exception nobody caught, SIGTERM or SIGHUP once
+``stop_on_signals()`` is installed) is stopped at exit as well.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -35,6 +38,14 @@ USERS_LINE = re.compile(
     r'"GET /users/(?P<id>\d+)\?fromService=order HTTP/1\.1" (?P<status>\d{3})'
     r"(?: \d+ \[(?P<request_id>[\w.:-]+)\])?"
 )
+#: The same request in gunicorn's access log (``project.servers.ACCESS_LOG_FORMAT``).
+USERS_GUNICORN_LINE = re.compile(
+    r"^\[(?P<at>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d) [+-]\d{4}\] "
+    r'"GET /users/(?P<id>\d+)\?fromService=order HTTP/1\.1" (?P<status>\d{3})'
+    r"(?: \S+ \[(?P<request_id>[\w.:-]+)\])?"
+)
+#: Every server started here and not yet stopped: ``stop_running()`` ends them at exit.
+_running: set[Service] = set()
 
 
 def free_port() -> int:
@@ -63,12 +74,54 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) 
         time.sleep(0.02)
 
 
+def stop_running() -> None:
+    """Stop every server still running (at interpreter exit: a bench that raised, or was
+    told to stop, leaves nothing behind)."""
+    for service in list(_running):
+        with contextlib.suppress(Exception):  # at exit: stop the others all the same
+            service.stop()
+
+
+atexit.register(stop_running)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end this process as Ctrl-C would: ``finally`` blocks and
+    ``stop_running`` run (Python's default for them is to die on the spot, servers left
+    running). For a benchmark's ``main``; call it from the main thread."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
+
+
+def group_alive(group: int) -> bool:
+    """Whether any process of process group ``group`` is still running (a zombie, dead
+    but not yet reaped by its parent or by init, does not count)."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # ended while we looked
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":  # pgrp; state
+            return True
+    return False
+
+
 def refuses(port: int) -> bool:
     """Whether connecting to ``port`` on loopback is refused (nothing listens there)."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:  # the listener was closing as we connected: ask again
+        return False
     return False
 
 
@@ -116,6 +169,7 @@ class Service:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends all of it
             )
+        _running.add(self)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -131,6 +185,7 @@ class Service:
         """Stop the whole process group: the server, and any worker or child it started."""
         if self.process is None:
             return
+        _running.discard(self)
         group = self.process.pid  # start_new_session: the group's id is the leader's pid
         if self.process.poll() is None:
             # gunicorn: SIGINT is its quick shutdown (SIGTERM waits for graceful-timeout)
@@ -172,13 +227,25 @@ class Service:
         return self.log_path.read_text()
 
     def user_requests(self, request_id: str | None = None) -> list[tuple[datetime, int]]:
-        """(time, status) of each ``GET /users/<id>?fromService=order`` in runserver's log;
-        only those of one Orders request (its ``X-Request-ID``) if given."""
+        """(time, status) of each ``GET /users/<id>?fromService=order`` in the log
+        (runserver's or gunicorn's, whose times are whole seconds); only those of one Orders
+        request (its ``X-Request-ID``) if given."""
+        return [(at, status) for at, status, _ in self.user_request_lines(request_id)]
+
+    def user_request_lines(
+        self, request_id: str | None = None
+    ) -> list[tuple[datetime, int, str | None]]:
+        """(time, status, request ID) of each Users request in the log, as above."""
         out = []
         for line in self.log().splitlines():
-            if (match := USERS_LINE.match(line)) and request_id in (None, match["request_id"]):
+            if match := USERS_LINE.match(line):
                 at = datetime.strptime(match["at"], "%d/%m/%Y %H:%M:%S.%f")
-                out.append((at, int(match["status"])))
+            elif match := USERS_GUNICORN_LINE.match(line):
+                at = datetime.strptime(match["at"], "%d/%b/%Y:%H:%M:%S")
+            else:
+                continue
+            if request_id in (None, match["request_id"]):
+                out.append((at, int(match["status"]), match["request_id"]))
         return out
 
 
@@ -389,11 +456,13 @@ class Stack:
         wait_until(lambda: refuses(port) == down, what)
 
     def stop(self) -> None:
-        self.session.close()
-        self.console.close()
-        for service in self.more_orders:
-            service.stop()
-        self.orders.stop()
-        if self.proxy is not None:
-            self.proxy.stop()
-        self.users.stop()
+        """Stop everything, each part even if stopping another raised (then re-raised)."""
+        with contextlib.ExitStack() as stopping:  # callbacks run last-in first-out
+            stopping.callback(self.users.stop)
+            if self.proxy is not None:
+                stopping.callback(self.proxy.stop)
+            stopping.callback(self.orders.stop)
+            for service in self.more_orders:
+                stopping.callback(service.stop)
+            stopping.callback(self.console.close)
+            stopping.callback(self.session.close)

@@ -60,3 +60,43 @@ def test_post_orders_bench_runs_and_its_section_survives_the_report(tmp_path):
     kept = report.kept_sections(page)
     assert kept
     assert "| POST, new key each | 16 |" in kept[0]
+
+
+def test_slow_users_bench_answers_for_every_request_and_renders(sqlite_template):
+    """Every scheduled request has a sample, counted Users requests exist, the section and
+    the committed shape hold no raw samples. Timing is not judged."""
+    from dataclasses import replace
+
+    from bench import slow_users
+
+    sizes = replace(slow_users.SMOKE, hedge_seconds=0.5)
+    results, raw = slow_users.run(
+        sizes,
+        baseline_ref=None,
+        concurrency=[],
+        hedge_after=["0", "0.05"],
+        smoke=True,
+        template=sqlite_template,
+    )
+    scheduled = slow_users.plan(
+        slow_users.STREAMS, sizes.healthy + sizes.slow + sizes.recovered, sizes.rate_scale
+    )
+    assert len(raw["timeline"]["new"]) == len(scheduled)
+    new = results["timeline"]["new"]
+    for phase in slow_users.PHASES:
+        for stream in slow_users.STREAMS:
+            measured = new["phases"][phase][stream.name]
+            assert measured["requests"] > 0
+            assert sum(measured["outcomes"].values()) == measured["requests"]
+    assert new["phases"]["healthy"]["healthz"]["outcomes"] == {
+        "200": new["phases"]["healthy"]["healthz"]["requests"]
+    }
+    assert new["phases"]["healthy"]["user_99"]["outcomes"].keys() == {"404 orders_not_found"}
+    assert new["cleared_at_s"] > new["fault_set_at_s"]
+    assert new["probe_p99_slow_vs_best_healthy"].keys() == {"healthz", "user_99"}
+    for value in ("0", "0.05"):
+        assert results["hedging"][value]["users_requests"] > 0  # found by request ID
+    page = "\n".join(slow_users.section(results, "slow-users.png"))
+    assert "| `/healthz` p99, slow vs healthy |" in page
+    assert "| 0.05 |" in page
+    assert '"latency"' not in json.dumps(results)  # figures only: the samples are in ``raw``
