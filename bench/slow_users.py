@@ -39,6 +39,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,6 +70,19 @@ HEALTHZ = Stream("healthz", "/healthz", 10)
 NO_USERS = Stream("user_99", "/orders/?user_id=99", 10)
 STREAMS = (USERS_BOUND, HEALTHZ, NO_USERS)
 PROBES = (HEALTHZ, NO_USERS)
+#: Concurrent requests per warm-up round: gunicorn's threads, each opening its database
+#: connection on its first request, which a fresh process would otherwise pay under load.
+WARM_THREADS = 32
+
+
+def warm_all(url: str, rounds: int = 5) -> None:
+    """Every stream's path, ``WARM_THREADS`` at a time, before anything is measured."""
+    paths = [stream.path for stream in STREAMS]
+    with ThreadPoolExecutor(WARM_THREADS) as pool:
+        for _ in range(rounds):
+            list(pool.map(lambda i: warm(f"{url}{paths[i % len(paths)]}"), range(WARM_THREADS)))
+
+
 PHASES = ("healthy", "slow", "recovered")
 #: One request of a plan: when it is due (seconds from t0), its stream, its index there.
 Due = tuple[float, Stream, int]
@@ -417,7 +431,7 @@ def run(
             root = baseline_tree(baseline_ref, tmp / "baseline")
             print(f"today's code ({baseline_ref}): timeline", flush=True)
             with started(tmp, "today", root, None) as stack:
-                warm(f"{stack.orders.url}{USERS_BOUND.path}")
+                warm_all(stack.orders.url)
                 figures, samples = timeline(stack.orders, stack, sizes)
             results["timeline"]["today"] = figures
             raw["timeline"]["today"] = [asdict(s) for s in samples]
@@ -427,7 +441,7 @@ def run(
                 variants[f"new_max_{value}"] = stack.add_orders(USERS_MAX_CONCURRENCY=value)
             for name, orders in variants.items():
                 print(f"{name}: timeline", flush=True)
-                warm(f"{orders.url}{USERS_BOUND.path}")
+                warm_all(orders.url)
                 figures, samples = timeline(orders, stack, sizes)
                 results["timeline"][name] = figures
                 raw["timeline"][name] = [asdict(s) for s in samples]
