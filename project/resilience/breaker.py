@@ -64,8 +64,11 @@ def _counted(permit: Permit | None) -> bool:
 
 class CircuitBreaker:
     """Opens on ``failure_ratio`` of the calls in ``window`` seconds (once there are at least
-    ``min_calls``), on ``consecutive_failures`` in a row, or on ``slow_call_ratio`` of the
-    calls taking ``slow_call`` seconds or more; after ``reset`` seconds open, one probe goes
+    ``min_calls``), on ``slow_call_ratio`` of them taking ``slow_call`` seconds or more, or on
+    ``consecutive_failures`` calls in a row that failed or were slow. (The ratios are
+    diluted by the healthy calls still in the window: 400 of them at 40/s kept a slow
+    upstream's breaker closed for 7.5 s; in a row, it opens a second after the slowness
+    starts.) after ``reset`` seconds open, one probe goes
     through (half-open): its quick success closes the breaker, its failure or slowness
     reopens it.
 
@@ -101,7 +104,8 @@ class CircuitBreaker:
         self._in_flight: dict[Permit, None] = {}  # oldest first: permits in start order
         self._lock = threading.Lock()
         self._state = State.CLOSED
-        self._consecutive = 0
+        self._consecutive = 0  # bad calls in a row: failed, or slow
+        self._streak_slow = False  # some of them were slow (for the log line)
         self._opened_at = 0.0
         self._probe: Permit | None = None  # in half-open: the one call let through
         self._probe_started = 0.0
@@ -156,7 +160,11 @@ class CircuitBreaker:
                 else:
                     self._counts.add(a=int(success), b=int(not success))
                     self._slow.add(a=int(slow))
-                self._consecutive = 0 if success else self._consecutive + 1
+                if success and not slow:
+                    self._consecutive, self._streak_slow = 0, False
+                elif not _counted(permit):  # a call counted slow in flight is in it already
+                    self._consecutive += 1
+                    self._streak_slow |= success
                 if slow or not success:
                     transition = self._maybe_open()
         self._notify(transition)
@@ -174,6 +182,8 @@ class CircuitBreaker:
             elif self._state is State.CLOSED and live and slow and not _counted(permit):
                 self._counts.add(a=1)
                 self._slow.add(a=1)
+                self._consecutive += 1
+                self._streak_slow = True
                 transition = self._maybe_open()
         self._notify(transition)
 
@@ -209,6 +219,8 @@ class CircuitBreaker:
                 permit.slow, counted = True, True
                 self._counts.add(a=1)
                 self._slow.add(a=1)
+                self._consecutive += 1
+                self._streak_slow = True
         return self._maybe_open() if counted else None
 
     def retry_after(self) -> float:
@@ -224,7 +236,8 @@ class CircuitBreaker:
 
     def _maybe_open(self) -> tuple[State, str] | None:
         if self._consecutive >= self.consecutive_failures:
-            return self._open(f"{self._consecutive} consecutive failures")
+            bad = "slow or failed calls" if self._streak_slow else "failures"
+            return self._open(f"{self._consecutive} consecutive {bad}")
         successes, failures = self._counts.totals()
         calls = max(0, successes) + failures  # a slow call that then failed moved a to b
         if calls < self.min_calls:
@@ -244,7 +257,7 @@ class CircuitBreaker:
 
     def _close(self) -> tuple[State, str]:
         self._state = State.CLOSED
-        self._consecutive = 0
+        self._consecutive, self._streak_slow = 0, False
         self._counts.clear()
         self._slow.clear()
         self._in_flight.clear()  # calls still out started before the probe: stale news

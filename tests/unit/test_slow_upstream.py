@@ -110,9 +110,17 @@ def test_a_refused_call_does_not_count_for_the_breaker_nor_keep_the_probe(
 # -- slow calls ----------------------------------------------------------------------------
 
 
-def test_calls_still_in_flight_past_the_threshold_open_the_breaker(breaker, clock, transitions):
+def test_calls_still_in_flight_past_the_threshold_open_the_breaker(clock, transitions):
     """Ten calls hang; none has returned, yet a second later the eleventh is refused.
     resilience4j would wait for them to end (their timeouts) before counting them."""
+    breaker = CircuitBreaker(
+        min_calls=10,
+        consecutive_failures=100,  # the rate alone, here
+        slow_call=1.0,
+        slow_call_ratio=0.5,
+        clock=clock,
+        on_transition=lambda state, cause: transitions.append((state, cause)),
+    )
     permits = [breaker.allow() for _ in range(10)]
     assert all(permits)
     clock.advance(0.99)
@@ -291,3 +299,24 @@ def test_the_managers_backoff_and_retry_after_waits_are_not_slowness(mocked, mak
         assert manager.get("/users/1").status == 200
     assert clock.sleeps == [2.0] * 10
     assert manager.breaker.state is State.CLOSED
+
+
+def test_slow_calls_in_a_row_open_the_breaker_before_the_window_turns(breaker, clock, transitions):
+    """Ten seconds of healthy traffic fill the window; then Users turns slow. Five calls in
+    flight past the threshold open it at once, not when slow calls are half the window."""
+    for _ in range(400):
+        breaker.record(breaker.allow(), success=True)
+    hung = [breaker.allow() for _ in range(5)]
+    assert all(hung)
+    clock.advance(1.0)
+    assert breaker.allow() is None
+    assert transitions == [(State.OPEN, "5 consecutive slow or failed calls")]
+
+
+def test_a_quick_success_ends_the_streak(breaker, clock):
+    for _ in range(4):
+        permit = breaker.allow()
+        clock.advance(1.0)
+        breaker.record(permit, success=True)
+        breaker.record(breaker.allow(), success=True)  # quick: the streak starts again
+    assert breaker.state is State.CLOSED
