@@ -3,7 +3,7 @@
 Read it in this order: ``transport`` (one attempt on a pooled ``requests`` session, cut by
 the ``watchdog`` at its deadline) produces an ``Outcome``; ``policy`` (small pure
 decisions) judges it; ``loop`` (``RetryManager``) runs the attempts under one deadline,
-with a retry ``budget``, a ``bulkhead``, a circuit ``breaker`` and optional hedging, and
+with a retry ``budget``, a ``bulkhead``, a circuit ``breaker`` and optional ``hedging``, and
 raises one of the ``errors``. ``events`` are its instrumentation; ``testing`` its switch.
 """
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import random as _random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NoReturn
@@ -43,10 +41,11 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .events import Event, Listener
+from .hedging import Hedger
 from .outcome import Outcome
 from .testing import is_testing
 from .transport import Request, Transport
-from .watchdog import WATCHDOG, Guard, Watchdog
+from .watchdog import WATCHDOG, Watchdog
 
 BUDGET_SPENT = "retry budget exhausted"
 OPENED_MEANWHILE = "the circuit opened meanwhile (other calls failed)"
@@ -99,18 +98,6 @@ class _Tried:
     hedge: bool = False  # sent beside another attempt, not after a failure
 
 
-@dataclass(slots=True)
-class _Running:
-    """An attempt in flight on a hedging worker."""
-
-    number: int
-    guard: Guard
-    started: float
-    left: float
-    own_left: float
-    future: Future[Outcome]
-
-
 class RetryManager:
     """Calls one upstream resiliently. One instance per upstream per process; thread-safe.
 
@@ -158,8 +145,9 @@ class RetryManager:
             if config.breaker
             else None
         )
-        self._hedgers: ThreadPoolExecutor | None = None
-        self._hedgers_lock = threading.Lock()
+        self._hedger = Hedger(
+            self.transport, workers=2 * config.max_concurrency, name=config.name, clock=clock
+        )
 
     @property
     def session(self) -> requests.Session:
@@ -167,10 +155,7 @@ class RetryManager:
 
     def close(self) -> None:
         self.transport.close()
-        with self._hedgers_lock:
-            if self._hedgers is not None:
-                self._hedgers.shutdown(wait=False, cancel_futures=True)
-                self._hedgers = None  # a thread still holding this client makes a new one
+        self._hedger.close()
 
     def get(self, path: str, **kwargs: Any) -> UpstreamResponse:
         return self.request("GET", path, **kwargs)
@@ -386,30 +371,17 @@ class RetryManager:
         outcome = self.transport.send(call.request, self.transport.arm(left), call.deadline)
         return _Tried(outcome, len(call.history) + 1, started, left, own_left)
 
-    def _launch(self, call: _Call, number: int) -> _Running:
-        started, left = self._clock(), call.deadline.remaining()
-        guard = self.transport.arm(left)
-        request = Request(  # its own headers: each attempt stamps its time left on them
-            call.request.method,
-            call.request.url,
-            call.request.params,
-            CaseInsensitiveDict(call.request.headers),
-            call.request.json_body,
-        )
-        future = self._hedging_pool().submit(self.transport.send, request, guard, call.deadline)
-        return _Running(number, guard, started, left, call.own.remaining(), future)
-
     def _hedged(self, call: _Call) -> _Tried:
         """Send an attempt; if it has no answer after ``hedge_after``, send one more beside
-        it (while attempts, time and budget allow). The first good answer wins; a loser
-        still running is cancelled, its connection shut. Events come from this thread only.
+        it (while attempts, time and budget allow). The first good answer wins; the other
+        is cancelled (``hedging.py``). Events come from this thread only.
         """
         cfg = self.config
         number = len(call.history) + 1
-        racing = [self._launch(call, number)]
-        done, _ = wait([racing[0].future], timeout=min(cfg.hedge_after, racing[0].left))
+        race = self._hedger.race(call.request, call.deadline)
+        first = race.launch(number)
         if (
-            not done
+            not race.answered_within(cfg.hedge_after)
             and policy.may_hedge(
                 call.request.method,
                 idempotency_key=call.keyed,
@@ -428,55 +400,22 @@ class RetryManager:
                     path=call.path,
                     attempt=number + 1,
                     max_attempts=cfg.retries + 1,
-                    elapsed=self._clock() - racing[0].started,
+                    elapsed=self._clock() - first.started,
                 )
             )
-            racing.append(self._launch(call, number + 1))
-        finished: dict[int, Outcome] = {}
-        try:
-            winner, outcome = self._first_good(racing, call, finished)
-        finally:  # whatever happened, nothing of the race outlives it
-            for other in racing:
-                if other.future.cancel():  # still queued for a worker: never sent
-                    continue
-                other.guard.fire()  # its socket shut, never pooled (no-op once finished)
-        for loser in racing:
+            race.launch(number + 1)
+        winner, outcome = race.first_good(
+            lambda seen: _worth_another(seen, call, cfg.retry_statuses)
+        )
+        for loser in race.runners:
             if loser is not winner:
                 # Finished (and failed) before the winner, or cut when the winner won.
-                label = finished[loser.number].label if loser.number in finished else HEDGE_LOST
-                elapsed = self._clock() - loser.started
-                _add(call.history, Attempt(loser.number, label, elapsed))
-        hedge = winner is not racing[0]
-        return _Tried(outcome, winner.number, winner.started, winner.left, winner.own_left, hedge)
-
-    def _first_good(
-        self, racing: list[_Running], call: _Call, finished: dict[int, Outcome]
-    ) -> tuple[_Running, Outcome]:
-        """The first attempt to finish with an answer; if all fail, the last to fail; if
-        none finishes by the deadline (a worker stuck where the watchdog cannot reach, in
-        name resolution say), the deadline's answer. ``finished`` gets every outcome seen."""
-        pending = {r.future: r for r in racing}
-        last: tuple[_Running, Outcome] | None = None
-        while pending:
-            done, _ = wait(pending, timeout=call.deadline.remaining(), return_when=FIRST_COMPLETED)
-            if not done:
-                break
-            for future in done:
-                last = pending.pop(future), future.result()
-                finished[last[0].number] = last[1]
-                if not _worth_another(last[1], call, self.config.retry_statuses):
-                    return last
-        return last or (racing[0], Outcome(error="deadline_exceeded"))
-
-    def _hedging_pool(self) -> ThreadPoolExecutor:
-        """Workers for hedged attempts: two per call the bulkhead lets in."""
-        with self._hedgers_lock:
-            if self._hedgers is None:
-                self._hedgers = ThreadPoolExecutor(
-                    max_workers=2 * self.config.max_concurrency,
-                    thread_name_prefix=f"{self.config.name}-hedge",
-                )
-            return self._hedgers
+                seen = race.finished.get(loser.number)
+                label = seen.label if seen is not None else HEDGE_LOST
+                _add(call.history, Attempt(loser.number, label, self._clock() - loser.started))
+        own_left = max(0.0, call.own.expires_at - winner.started)  # when the winner started
+        hedge = winner is not first
+        return _Tried(outcome, winner.number, winner.started, winner.left, own_left, hedge)
 
     # -- giving up ------------------------------------------------------------------------
 
