@@ -36,25 +36,34 @@ class Permit:
     backoff or a ``Retry-After`` the loop chose to wait.
     """
 
-    __slots__ = ("_since", "_spent", "slow")
+    __slots__ = ("_time", "counted_at")
 
     def __init__(self, started: float) -> None:
-        self._since: float | None = started  # waiting on the upstream since; None: paused
-        self._spent = 0.0
-        self.slow = False  # already counted as slow while still in flight
+        # (seconds spent before, waiting since or None when paused): one attribute, written
+        # by the call's thread and read by others in one step, so never half updated.
+        self._time: tuple[float, float | None] = (0.0, started)
+        #: The second it was counted as slow while still in flight, or None.
+        self.counted_at: int | None = None
 
     def pause(self, now: float) -> None:
-        if self._since is not None:
-            self._spent += now - self._since
-            self._since = None
+        spent, since = self._time
+        if since is not None:
+            self._time = (spent + now - since, None)
 
     def resume(self, now: float) -> None:
-        if self._since is None:
-            self._since = now
+        spent, since = self._time
+        if since is None:
+            self._time = (spent, now)
 
     def waited(self, now: float) -> float:
         """Seconds spent waiting on the upstream so far."""
-        return self._spent + (0.0 if self._since is None else now - self._since)
+        spent, since = self._time
+        return spent + (0.0 if since is None else now - since)
+
+    @property
+    def slow(self) -> bool:
+        """Counted as a slow call already, while still in flight?"""
+        return self.counted_at is not None
 
 
 def _counted(permit: Permit | None) -> bool:
@@ -155,8 +164,9 @@ class CircuitBreaker:
                     transition = self._close()
             elif self._state is State.CLOSED and live:
                 if _counted(permit):  # as a (slow) success, while in flight
-                    if not success:
-                        self._counts.add(a=-1, b=1)
+                    if not success:  # it failed: one failed call, not two calls
+                        self._counts.add_at(permit.counted_at, a=-1)  # type: ignore[union-attr]
+                        self._counts.add(b=1)
                 else:
                     self._counts.add(a=int(success), b=int(not success))
                     self._slow.add(a=int(slow))
@@ -179,6 +189,8 @@ class CircuitBreaker:
             live, slow = self._end(permit)
             if self._state is State.HALF_OPEN and (permit is None or permit is self._probe):
                 self._probe = None
+                if slow:  # a caller's deadline ended the wait; Users was slow all the same
+                    transition = self._open(f"probe took over {self.slow_call:g} s")
             elif self._state is State.CLOSED and live and slow and not _counted(permit):
                 self._counts.add(a=1)
                 self._slow.add(a=1)
@@ -216,12 +228,16 @@ class CircuitBreaker:
         counted = False
         for permit in self._in_flight:
             if not permit.slow and self._is_slow(permit.waited(now)):
-                permit.slow, counted = True, True
+                permit.counted_at, counted = int(now), True
                 self._counts.add(a=1)
                 self._slow.add(a=1)
-                self._consecutive += 1
-                self._streak_slow = True
-        return self._maybe_open() if counted else None
+        if not counted:
+            return None
+        # Calls side by side went slow together: one more in the streak, not one each (a
+        # single stall of the upstream must not look like five slow calls in a row).
+        self._consecutive += 1
+        self._streak_slow = True
+        return self._maybe_open()
 
     def retry_after(self) -> float:
         """Seconds until the next probe may go out; 0 when not open."""

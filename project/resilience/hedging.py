@@ -78,6 +78,7 @@ class Race:
         finally:
             for runner in self.runners:
                 if runner.future.cancel():  # still queued for a worker: never sent
+                    runner.guard.disarm()
                     continue
                 runner.guard.fire()  # its socket shut, never pooled (no-op once finished)
 

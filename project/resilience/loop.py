@@ -310,8 +310,9 @@ class RetryManager:
                 )
             )
             self._pause(call, wait)
-            if self._breaker_open():
-                self._give_up(call, outcome, OPENED_MEANWHILE, event=event)  # do not send it
+            if self._breaker_open():  # do not send it, and give its token back
+                self.budget.refund()
+                self._give_up(call, outcome, OPENED_MEANWHILE, event=event)
 
     def _next_wait(
         self, call: _Call, outcome: Outcome, judged: policy.Verdict, attempts: int
@@ -465,8 +466,13 @@ class RetryManager:
     # -- events ---------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
+        """To every listener; one that raises (a full disk under the log, say) is logged
+        and skipped: instrumentation must not fail a call or strand the breaker's probe."""
         for listener in self._listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                events.logger.exception("listener %r failed on %s", listener, event.name)
 
     def _on_breaker(self, state: State, cause: str) -> None:
         name = {

@@ -98,12 +98,14 @@ RETRY_AFTER_MAX = 6 * 3600.0
 
 def retry_after(outcome: Outcome, *, now: Callable[[], float] = time.time) -> float | None:
     """The upstream's ``Retry-After`` on a 429/503 (seconds or an HTTP-date), if readable,
-    at most ``RETRY_AFTER_MAX``: a hostile value must not overflow or reach our callers."""
+    at most ``RETRY_AFTER_MAX``: a hostile value must not overflow into an error, nor ask
+    our own callers to wait for years."""
     value = outcome.headers.get("Retry-After")
     if value is None or outcome.status not in RETRY_AFTER_STATUSES:
         return None
     if _SECONDS.match(value):
-        return min(float(int(value)) if len(value) < 16 else RETRY_AFTER_MAX, RETRY_AFTER_MAX)
+        digits = value.strip()
+        return min(float(int(digits)) if len(digits) < 16 else RETRY_AFTER_MAX, RETRY_AFTER_MAX)
     try:
         parsed = email.utils.parsedate_tz(value)
         if parsed is None:

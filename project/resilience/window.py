@@ -28,6 +28,14 @@ class SlidingCounts:
         self._a[i] += a
         self._b[i] += b
 
+    def add_at(self, second: int, a: int = 0, b: int = 0) -> None:
+        """Correct what was added in ``second``, if that second is still in the window
+        (its bucket not reused since); else it has been forgotten already."""
+        i = second % self._size
+        if self._seconds[i] == second:
+            self._a[i] += a
+            self._b[i] += b
+
     def totals(self) -> tuple[int, int]:
         oldest = int(self._clock()) - self._size + 1
         live = [i for i, s in enumerate(self._seconds) if s >= oldest]

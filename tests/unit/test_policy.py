@@ -80,6 +80,7 @@ def test_attempts_left_counts_retries():
     [
         (503, "3", 3.0),
         (429, " 7 ", 7.0),
+        (503, " " * 20 + "1", 1.0),  # padding is not digits
         (503, "soon", None),
         (503, "-1", None),
         (502, "3", None),  # Retry-After means something on 429 and 503 only
@@ -90,7 +91,7 @@ def test_retry_after(status, value, expected):
     assert policy.retry_after(outcome) == expected
 
 
-@pytest.mark.parametrize("value", ["9" * 400, "9" * 30, "86400"])
+@pytest.mark.parametrize("value", ["9" * 400, "9" * 30, "86400", " " * 15 + "99999"])
 def test_a_huge_retry_after_is_capped_not_an_overflow(value):
     outcome = Outcome(503, {"Retry-After": value})
     assert policy.retry_after(outcome) == policy.RETRY_AFTER_MAX

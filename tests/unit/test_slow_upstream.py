@@ -302,15 +302,57 @@ def test_the_managers_backoff_and_retry_after_waits_are_not_slowness(mocked, mak
 
 
 def test_slow_calls_in_a_row_open_the_breaker_before_the_window_turns(breaker, clock, transitions):
-    """Ten seconds of healthy traffic fill the window; then Users turns slow. Five calls in
-    flight past the threshold open it at once, not when slow calls are half the window."""
+    """Ten seconds of healthy traffic fill the window; then Users turns slow. Calls go slow
+    one after another (as they arrived): five in a row open it, long before slow calls are
+    half the window."""
+    for _ in range(400):
+        breaker.record(breaker.allow(), success=True)
+    for i in range(5):  # five calls, 0.25 s apart, that Users holds
+        breaker.allow()
+        if i < 4:
+            clock.advance(0.25)
+    for _ in range(4):  # the first is 1 s old
+        assert breaker.allow() is not None  # each finds one more call gone slow
+        clock.advance(0.25)
+    assert breaker.allow() is None
+    assert transitions == [(State.OPEN, "5 consecutive slow or failed calls")]
+
+
+def test_one_stall_of_the_upstream_is_not_a_streak(breaker, clock):
+    """Five calls side by side, Users pauses once past the threshold: one bad moment."""
     for _ in range(400):
         breaker.record(breaker.allow(), success=True)
     hung = [breaker.allow() for _ in range(5)]
-    assert all(hung)
-    clock.advance(1.0)
-    assert breaker.allow() is None
-    assert transitions == [(State.OPEN, "5 consecutive slow or failed calls")]
+    clock.advance(1.05)
+    assert breaker.allow() is not None
+    for permit in hung:
+        breaker.record(permit, success=True)
+    assert breaker.state is State.CLOSED
+
+
+def test_a_slow_probe_its_caller_cut_reopens_the_breaker(breaker, clock, transitions):
+    for _ in range(5):
+        breaker.record(breaker.allow(), success=False)
+    clock.advance(5)
+    probe = breaker.allow()
+    clock.advance(1.5)
+    breaker.release(probe)  # the caller's 1.5 s deadline ended it
+    assert breaker.state is State.OPEN
+    assert transitions[-1] == (State.OPEN, "probe took over 1 s")
+
+
+def test_a_slow_call_that_fails_after_its_second_left_the_window(clock):
+    """Counted slow at second 1001, failed at 1012: the correction is not applied to a
+    second the window has forgotten (it would undercount the calls)."""
+    breaker = CircuitBreaker(
+        min_calls=50, consecutive_failures=50, slow_call=1.0, slow_call_ratio=1.0, clock=clock
+    )
+    permit = breaker.allow()
+    clock.advance(1.1)
+    breaker.allow()
+    clock.advance(11)
+    breaker.record(permit, success=False)
+    assert breaker._counts.totals() == (0, 1)
 
 
 def test_a_quick_success_ends_the_streak(breaker, clock):
@@ -320,3 +362,30 @@ def test_a_quick_success_ends_the_streak(breaker, clock):
         breaker.record(permit, success=True)
         breaker.record(breaker.allow(), success=True)  # quick: the streak starts again
     assert breaker.state is State.CLOSED
+
+
+def test_a_retry_the_breaker_stopped_during_its_backoff_gives_its_token_back(mocked, make_manager):
+    manager = make_manager(retries=2)
+    mocked.add(responses.GET, URL, status=503)
+    before = manager.budget.available()
+
+    def others_fail_meanwhile(seconds: float) -> None:
+        for _ in range(5):
+            manager.breaker.record(success=False)
+
+    manager._sleep = others_fail_meanwhile
+    with pytest.raises(Exception, match="opened meanwhile"):
+        manager.get("/users/1")
+    assert len(mocked.calls) == 1
+    assert manager.budget.available() == pytest.approx(before + 0.2)  # the token came back
+
+
+def test_a_listener_that_raises_fails_no_call(mocked, make_manager):
+    manager = make_manager()
+
+    def broken(event) -> None:
+        raise OSError("disk full")
+
+    manager._listeners = (*manager._listeners, broken)
+    mocked.add(responses.GET, URL, json=USER)
+    assert manager.get("/users/1").status == 200
