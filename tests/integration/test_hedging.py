@@ -8,6 +8,7 @@ request the server holds forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -62,30 +63,33 @@ class HoldingServer:
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
-        with sock:
-            buffer = b""
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                _, buffer = buffer.split(b"\r\n\r\n", 1)
-                with self._lock:
-                    self.requests += 1
-                    number = self.requests
-                if self.hold_all or number in self.hold:
-                    self._hold(sock, number)
+        with contextlib.suppress(OSError), sock:  # a client that went away: nothing to do
+            self._exchange(sock)
+
+    def _exchange(self, sock: socket.socket) -> None:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                chunk = sock.recv(65536)
+                if not chunk:
                     return
-                delay, status = self.answers.get(number, (0.0, 200))
-                time.sleep(delay)
-                head = (
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n".encode()
-                    + b"Content-Length: "
-                    + str(len(BODY)).encode()
-                    + b"\r\n\r\n"
-                )
-                sock.sendall(head + BODY)
+                buffer += chunk
+            _, buffer = buffer.split(b"\r\n\r\n", 1)
+            with self._lock:
+                self.requests += 1
+                number = self.requests
+            if self.hold_all or number in self.hold:
+                self._hold(sock, number)
+                return
+            delay, status = self.answers.get(number, (0.0, 200))
+            time.sleep(delay)
+            head = (
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n".encode()
+                + b"Content-Length: "
+                + str(len(BODY)).encode()
+                + b"\r\n\r\n"
+            )
+            sock.sendall(head + BODY)
 
     def _hold(self, sock: socket.socket, number: int) -> None:
         """Read (and drop) whatever comes, until the client closes: then record it."""
