@@ -10,21 +10,8 @@ from project.resilience import CircuitBreaker, State
 
 
 @pytest.fixture
-def transitions() -> list[tuple[State, str]]:
-    return []
-
-
-@pytest.fixture
-def breaker(clock, transitions) -> CircuitBreaker:
-    return CircuitBreaker(
-        failure_ratio=0.5,
-        min_calls=10,
-        consecutive_failures=5,
-        window=10,
-        reset=5,
-        clock=clock,
-        on_transition=lambda state, cause: transitions.append((state, cause)),
-    )
+def breaker(make_breaker) -> CircuitBreaker:
+    return make_breaker()
 
 
 def fail(breaker: CircuitBreaker, times: int) -> None:

@@ -19,23 +19,8 @@ from tests.conftest import URL, USER
 
 
 @pytest.fixture
-def transitions() -> list[tuple[State, str]]:
-    return []
-
-
-@pytest.fixture
-def breaker(clock, transitions) -> CircuitBreaker:
-    return CircuitBreaker(
-        failure_ratio=0.5,
-        min_calls=10,
-        consecutive_failures=5,
-        window=10,
-        reset=5,
-        slow_call=1.0,
-        slow_call_ratio=0.5,
-        clock=clock,
-        on_transition=lambda state, cause: transitions.append((state, cause)),
-    )
+def breaker(make_breaker) -> CircuitBreaker:
+    return make_breaker(slow_call=1.0, slow_call_ratio=0.5)
 
 
 # -- bulkhead ------------------------------------------------------------------------------
@@ -110,17 +95,12 @@ def test_a_refused_call_does_not_count_for_the_breaker_nor_keep_the_probe(
 # -- slow calls ----------------------------------------------------------------------------
 
 
-def test_calls_still_in_flight_past_the_threshold_open_the_breaker(clock, transitions):
+def test_calls_still_in_flight_past_the_threshold_open_the_breaker(
+    make_breaker, clock, transitions
+):
     """Ten calls hang; none has returned, yet a second later the eleventh is refused.
     resilience4j would wait for them to end (their timeouts) before counting them."""
-    breaker = CircuitBreaker(
-        min_calls=10,
-        consecutive_failures=100,  # the rate alone, here
-        slow_call=1.0,
-        slow_call_ratio=0.5,
-        clock=clock,
-        on_transition=lambda state, cause: transitions.append((state, cause)),
-    )
+    breaker = make_breaker(consecutive_failures=100, slow_call=1.0)  # the rate alone, here
     permits = [breaker.allow() for _ in range(10)]
     assert all(permits)
     clock.advance(0.99)
