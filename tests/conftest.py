@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,6 +14,17 @@ from project.upstreams import reset_upstreams
 BASE_URL = "http://users.test"
 URL = f"{BASE_URL}/users/1"
 USER = {"id": 1, "name": "Aaron Apple", "phone": "99992222"}
+
+
+def eventually(condition: Callable[[], bool], patience: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds; ``False`` after ``patience`` seconds, an outer
+    bound for what takes milliseconds on an idle machine (never a verdict on speed)."""
+    ends = time.monotonic() + patience
+    while not condition():
+        if time.monotonic() > ends:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 class FakeClock:

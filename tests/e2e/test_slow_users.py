@@ -9,7 +9,6 @@ an observable state is reached (the fault has counted the held requests), never 
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from http import HTTPStatus
 
@@ -24,15 +23,9 @@ pytestmark = pytest.mark.e2e
 LONG = {"USERS_DEADLINE": "300", "USERS_READ_TIMEOUT": "300"}
 
 
-def hits(s: Stack) -> int:
-    """Requests the fault has served; it counts each as it arrives, before sleeping."""
-    found = re.search(r"(\d+) request\(s\) hit", s.manage("simulate_outage", "status"))
-    return int(found.group(1)) if found else 0
-
-
 def hold_calls(s: Stack, count: int) -> list[threading.Thread]:
     """``count`` Orders requests that Users holds; returns once Users has them all."""
-    before = hits(s)
+    before = s.hits()
 
     def call() -> None:
         with contextlib.suppress(requests.RequestException):  # the stack stops under it
@@ -41,7 +34,7 @@ def hold_calls(s: Stack, count: int) -> list[threading.Thread]:
     threads = [threading.Thread(target=call, daemon=True) for _ in range(count)]
     for thread in threads:
         thread.start()
-    wait_until(lambda: hits(s) >= before + count, f"Users holding {count} calls", 60)
+    wait_until(lambda: s.hits() >= before + count, f"Users holding {count} calls", 60)
     return threads
 
 
@@ -66,7 +59,7 @@ def test_the_bulkhead_refuses_calls_over_the_limit_and_the_rest_still_answers(st
         response, _ = s.get_orders(1)
         assert (response.status_code, problem_code(response)) == (503, "users_overloaded")
         assert response.headers["Retry-After"] == "1"
-    assert hits(s) == 2  # the refused requests sent nothing
+    assert s.hits() == 2  # the refused requests sent nothing
     assert s.session.get(f"{s.orders.url}/healthz", timeout=30).status_code == HTTPStatus.OK
     response, _ = s.get_orders(99)
     assert (response.status_code, problem_code(response)) == (404, "orders_not_found")

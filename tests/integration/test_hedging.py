@@ -25,7 +25,7 @@ from project.resilience import (
     UpstreamUnavailable,
     events,
 )
-from tests.conftest import USER
+from tests.conftest import USER, eventually
 
 BODY = json.dumps(USER).encode()
 
@@ -135,15 +135,6 @@ def make(recorded) -> Iterator:
     for manager, server in made:
         manager.close()
         server.close()
-
-
-def eventually(condition, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_the_hedge_wins_and_the_held_attempt_is_cancelled(make, recorded):

@@ -10,23 +10,13 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from project.resilience.watchdog import Guard, Watchdog, watching
-
-PATIENCE = 10.0  # outer bound for conditions that take milliseconds on an idle machine
-
-
-def eventually(condition: Callable[[], bool]) -> bool:
-    ends = time.monotonic() + PATIENCE
-    while not condition():
-        if time.monotonic() > ends:
-            return False
-        time.sleep(0.005)
-    return True
+from tests.conftest import eventually
 
 
 @pytest.fixture
