@@ -5,11 +5,12 @@ must cost the caller nothing, so, as Envoy, gRPC and Finagle do it on the client
 
 - **Balancing**: power of two choices (two hosts drawn at random, the cheaper one taken)
   on Finagle's peak-EWMA cost: a latency average that jumps to any slower sample at once
-  and decays over ``DECAY`` seconds, times the attempts in flight plus one. A failed
-  attempt counts as ``FAILURE_COST`` seconds, so a replica that fails fast does not look
-  fast; an attempt still in flight counts as at least as slow as it has been so far, so
-  a replica that hangs is avoided before its first timeout. ``round_robin`` is the
-  textbook alternative, kept to measure against (docs/benchmarks.md).
+  and decays over ``DECAY`` seconds, times the attempts in flight plus one. An attempt
+  still in flight counts as at least as slow as it has been so far, so a replica that
+  hangs is avoided before its first timeout. A slow replica is avoided at once and tried
+  again once its cost has decayed to the others' (a few seconds): that try is how a
+  healed replica comes back. Failures are not latency: they are outlier detection's.
+  ``round_robin`` is the textbook alternative, kept to measure against.
 - **Outlier detection** (Envoy's ``consecutive_5xx`` and local-origin errors): a host with
   ``outlier_consecutive_failures`` bad attempts in a row (5xx, refused, reset, timed out,
   or slower than ``slow_call``) is ejected for ``outlier_base_ejection`` times the number
@@ -40,10 +41,10 @@ from .config import UpstreamConfig
 from .deadline import Clock
 from .outcome import Outcome
 
-#: Seconds over which the latency average forgets a sample (Finagle's default, 10 s).
-DECAY = 10.0
-#: A failed attempt's cost, in seconds of latency: as bad as a slow answer.
-FAILURE_COST = 1.0
+#: Seconds over which the latency average forgets a sample. Finagle's default is 10 s;
+#: here 1 s, so a replica that was slow for 1.5 s is tried again about 5 s later, not 50:
+#: the healed one is back in rotation within an ejection period (docs/benchmarks.md).
+DECAY = 1.0
 #: Outcomes kept per host for the resilience page.
 RECENT = 10
 
@@ -197,17 +198,19 @@ class HostSet:
         if self._round_robin:
             self._turn += 1
             return hosts[self._turn % len(hosts)]
-        first = int(self._random() * len(hosts))
-        second = int(self._random() * (len(hosts) - 1))
+        last = len(hosts) - 1  # min(): a ``random`` that returns 1.0 (tests) stays in range
+        first = min(int(self._random() * len(hosts)), last)
+        second = min(int(self._random() * last), last - 1)
         a, b = hosts[first], hosts[second + (second >= first)]
-        return a if a.load(now) <= b.load(now) else b
+        # Fewer in flight breaks a tie (two idle hosts, or attempts just started).
+        return a if (a.load(now), len(a.pending)) <= (b.load(now), len(b.pending)) else b
 
     def _judge(self, host: Host, outcome: Outcome, seconds: float, now: float) -> str | None:
         """Count the attempt; the cause if it ejects the host."""
         host.recent.append(outcome.label)
         slow = self._slow_call > 0 and seconds >= self._slow_call
         failed = outcome.upstream_failed
-        host.observe(max(seconds, FAILURE_COST) if failed else seconds, now)
+        host.observe(seconds, now)
         if not (failed or slow):
             host.consecutive = 0
             if host.multiplier and now - host.healthy_since >= self._base:
