@@ -104,7 +104,7 @@ class Transport:
         with watching(guard):
             outcome, response = self._exchange(request, base_url + request.path, left)
         if response is not None:
-            if guard.fired or outcome.error is not None or _failed(outcome):
+            if guard.fired or outcome.error is not None or _failed(outcome.status):
                 # Cut or half-read: this connection never goes back to the pool. Nor does
                 # one that carried a failure: the retry must not ride it back to the same
                 # server behind a TCP load balancer.
@@ -140,6 +140,8 @@ class Transport:
             )
         except requests.RequestException as exc:
             return Outcome(error=classify(exc)), None
+        if _failed(response.status_code):  # its body is never used: not read, and the
+            return Outcome(response.status_code, response.headers), response  # conn closed
         try:
             content = self._read_body(response)
         except _BodyError as err:
@@ -174,9 +176,9 @@ class Transport:
                 raise _BodyError("body_too_large")
 
 
-def _failed(outcome: Outcome) -> bool:
-    """An answer the loop may retry: a 5xx, or a 429."""
-    return outcome.status is not None and (outcome.status >= 500 or outcome.status == 429)
+def _failed(status: int | None) -> bool:
+    """A 5xx or a 429: the loop retries it or gives up, and never uses its body."""
+    return status is not None and (status >= 500 or status == 429)
 
 
 def classify(exc: requests.RequestException) -> str:

@@ -23,7 +23,7 @@ def draws(*values: float):
 def make_hosts(clock):
     """``make_hosts(n, **config)``: ``n`` hosts a.test, b.test, ...; events recorded."""
 
-    def make(n: int = 3, random=draws(0.0, 0.0), **overrides: object):
+    def make(n: int = 3, random=lambda: 0.0, **overrides: object):
         urls = ",".join(f"http://{chr(ord('a') + i)}.test" for i in range(n))
         config = UpstreamConfig(name="users", base_url=urls, **overrides)  # type: ignore[arg-type]
         told: list[tuple[str, str, str]] = []
@@ -127,9 +127,7 @@ def test_a_success_resets_the_count(make_hosts, clock):
     assert hosts.told == []
 
 
-def test_an_ejected_host_returns_after_its_time_and_the_next_ejection_is_longer(
-    make_hosts, clock
-):
+def test_an_ejected_host_returns_after_its_time_and_the_next_ejection_is_longer(make_hosts, clock):
     hosts = make_hosts(3, outlier_consecutive_failures=1, outlier_base_ejection=5)
     fail(hosts, "c.test", clock, 1)
     clock.advance(4.9)
@@ -165,7 +163,9 @@ def test_a_healthy_period_shortens_the_next_ejection(make_hosts, clock):
     assert hosts.told[-1][2].endswith("out for 5 s")
 
 
-@pytest.mark.parametrize(("n", "percent", "most"), [(1, 100, 1), (1, 50, 0), (3, 50, 1), (4, 50, 2)])
+@pytest.mark.parametrize(
+    ("n", "percent", "most"), [(1, 100, 1), (1, 50, 0), (3, 50, 1), (4, 50, 2)]
+)
 def test_at_most_the_capped_share_of_hosts_is_ejected(make_hosts, clock, n, percent, most):
     hosts = make_hosts(n, outlier_consecutive_failures=1, outlier_max_ejected_percent=percent)
     for host in hosts.hosts:
