@@ -7,9 +7,11 @@ must cost the caller nothing, so, as Envoy, gRPC and Finagle do it on the client
   on Finagle's peak-EWMA cost: a latency average that jumps to any slower sample at once
   and decays over ``DECAY`` seconds, times the attempts in flight plus one. An attempt
   still in flight counts as at least as slow as it has been so far, so a replica that
-  hangs is avoided before its first timeout. A slow replica is avoided at once and tried
-  again once its cost has decayed to the others' (a few seconds): that try is how a
-  healed replica comes back. Failures are not latency: they are outlier detection's.
+  hangs is avoided before its first timeout. A failed attempt costs at least
+  ``FAILURE_COST``: a replica that fails fast must not draw traffic for looking fast
+  (it would, while the cap below keeps it in rotation, or while it fails too rarely to
+  be ejected). A slow or failing replica is avoided at once and tried again once its cost
+  has decayed to the others' (a few seconds): that try is how a healed one comes back.
   ``round_robin`` is the textbook alternative, kept to measure against.
 - **Outlier detection** (Envoy's ``consecutive_5xx`` and local-origin errors): a host with
   ``outlier_consecutive_failures`` bad attempts in a row (5xx, refused, reset, timed out,
@@ -45,6 +47,9 @@ from .outcome import Outcome
 #: here 1 s, so a replica that was slow for 1.5 s is tried again about 5 s later, not 50:
 #: the healed one is back in rotation within an ejection period (docs/benchmarks.md).
 DECAY = 1.0
+#: A failed attempt's cost in seconds of latency, at least: a quarter of a second, which
+#: decays below a healthy replica's 10 ms in about 3 s (``DECAY``).
+FAILURE_COST = 0.25
 #: Outcomes kept per host for the resilience page.
 RECENT = 10
 
@@ -210,7 +215,7 @@ class HostSet:
         host.recent.append(outcome.label)
         slow = self._slow_call > 0 and seconds >= self._slow_call
         failed = outcome.upstream_failed
-        host.observe(seconds, now)
+        host.observe(max(seconds, FAILURE_COST) if failed else seconds, now)
         if not (failed or slow):
             host.consecutive = 0
             if host.multiplier and now - host.healthy_since >= self._base:

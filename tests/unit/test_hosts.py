@@ -60,6 +60,13 @@ def test_two_choices_take_the_host_with_less_in_flight(make_hosts):
     assert hosts.pick().host.label == "b.test"  # a has one in flight: b is cheaper
 
 
+def test_a_failing_host_costs_more_than_a_healthy_one_though_it_fails_fast(make_hosts, clock):
+    hosts = make_hosts(2)
+    fail(hosts, "a.test", clock, 1)  # a 503 in 10 ms
+    attempt(hosts, OK, clock, seconds=0.05, tried=[hosts.hosts[0]])  # b answers, in 50 ms
+    assert {attempt(hosts, OK, clock) for _ in range(5)} == {"b.test"}
+
+
 def test_a_host_that_hangs_is_avoided_before_its_first_attempt_ends(make_hosts, clock):
     hosts = make_hosts(2)
     attempt(hosts, OK, clock, tried=[hosts.hosts[1]])  # a: 10 ms
