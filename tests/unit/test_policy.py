@@ -138,3 +138,8 @@ def test_set_testing_skips_the_sleeps_and_takes_the_jitter_ceiling(mocked, make_
     assert not is_testing()
     assert clock.sleeps == []
     assert [a.wait for a in response.history] == [pytest.approx(0.1), pytest.approx(0.2), None]
+
+
+def test_a_far_http_date_is_capped_like_seconds():
+    outcome = Outcome(503, {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"})
+    assert policy.retry_after(outcome, now=lambda: 1_000_000.0) == policy.RETRY_AFTER_MAX
