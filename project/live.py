@@ -24,7 +24,6 @@ from typing import Any
 
 from project.resilience import Event
 from project.resilience import events as ev
-from project.resilience.window import SlidingCounts
 
 #: Calls refused before any attempt, and the reason the page shows.
 REJECTIONS = {ev.BREAKER_REJECTED: "circuit open", ev.BULKHEAD_REJECTED: "bulkhead full"}
@@ -102,7 +101,6 @@ class CallRecord:
 class _Upstream:
     calls: deque[CallRecord]
     transitions: deque[dict[str, Any]]
-    budget: SlidingCounts  # a: requests (first attempts), b: retries net of refunds
     in_flight: int = 0
 
 
@@ -114,13 +112,11 @@ class CallRecorder:
         *,
         size: int = 40,
         transitions: int = 20,
-        budget_window: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.size = size
         self._transitions = transitions
-        self._budget_window = budget_window
         self._clock = clock
         self._wall = wall
         self._lock = threading.Lock()
@@ -180,7 +176,6 @@ class CallRecorder:
                     record.notes.append(f"host {event.host} {HOST_EVENTS[event.name]}")
                 return
             if event.name == ev.HEDGE_SENT:
-                state.budget.add(b=1)  # a hedge takes a retry from the budget, and keeps it
                 if record is not None:
                     record.hedged = True
                     record.notes.append(f"hedge sent after {(event.elapsed or 0) * 1000:.0f} ms")
@@ -200,14 +195,9 @@ class CallRecorder:
                         elapsed,
                         host=event.host,
                     )
-                    if event.attempt == 1:
-                        state.budget.add(a=1)
                 if event.name == ev.RETRY_SCHEDULED:
                     record.attempts[event.attempt].wait = event.wait
-                    state.budget.add(b=1)
             if event.name == ev.CALL_SUCCEEDED:
-                if (event.attempt or 1) > 1 and not (record is not None and record.hedged):
-                    state.budget.add(b=-1)  # the budget refunds a retry that worked
                 if record is not None:
                     self._finish(record, key, now, "succeeded", None)
             elif event.name == ev.CALL_FAILED and record is not None:
@@ -223,14 +213,10 @@ class CallRecorder:
         with self._lock:
             now = self._clock()
             state = self._upstream(upstream)
-            requests, retries = state.budget.totals()
             return {
                 "in_flight": state.in_flight,
                 "calls": [c.as_dict(now) for c in reversed(state.calls)],
                 "transitions": list(reversed(state.transitions)),
-                "budget_window": self._budget_window,
-                "recent_requests": requests,
-                "recent_retries": max(0, retries),
             }
 
     def clear(self) -> None:
@@ -247,7 +233,6 @@ class CallRecorder:
             state = _Upstream(
                 calls=deque(maxlen=self.size),
                 transitions=deque(maxlen=self._transitions),
-                budget=SlidingCounts(self._budget_window, self._clock),
             )
             self._upstreams[name] = state
         return state
