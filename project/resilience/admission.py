@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from .breaker import CircuitBreaker, NoBreaker, Permit
 from .bulkhead import Bulkhead
-from .errors import CircuitOpen, UpstreamOverloaded
-
-#: Retry-After for a call the bulkhead refused: the slow calls ahead of it take about this.
-OVERLOADED_RETRY_AFTER = 1.0
+from .errors import DEFAULT_RETRY_AFTER, CircuitOpen, UpstreamOverloaded
 
 
 class Admission:
@@ -34,7 +31,7 @@ class Admission:
         if not self.bulkhead.try_enter():
             self.breaker.release(permit)
             cause = f"bulkhead full: {self.bulkhead.limit} calls in flight"
-            raise UpstreamOverloaded(self.name, cause, retry_after=OVERLOADED_RETRY_AFTER)
+            raise UpstreamOverloaded(self.name, cause, retry_after=DEFAULT_RETRY_AFTER)
         return permit
 
     def leave(self, permit: Permit, healthy: bool | None) -> None:

@@ -31,13 +31,14 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from . import events, policy
-from .admission import OVERLOADED_RETRY_AFTER, Admission
+from .admission import Admission
 from .breaker import CircuitBreaker, NoBreaker, Permit, State
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
 from .config import UpstreamConfig
 from .deadline import Clock, Deadline
 from .errors import (
+    DEFAULT_RETRY_AFTER,
     Attempt,
     CircuitOpen,
     UpstreamBadResponse,
@@ -452,7 +453,7 @@ class RetryManager:
         """The honest error for how the call ended."""
         name, cause, history = self.config.name, decision.reason, tuple(call.history)
         if cause == NO_HOST:
-            return UpstreamOverloaded(name, cause, retry_after=OVERLOADED_RETRY_AFTER)
+            return UpstreamOverloaded(name, cause, retry_after=DEFAULT_RETRY_AFTER)
         if policy.timed_out(outcome):
             return UpstreamTimeout(name, cause, history=history)
         if outcome is not None and not outcome.upstream_failed and outcome.status != 429:
