@@ -32,6 +32,8 @@ def split_hosts(base_url: str) -> tuple[str, ...]:
             and url.isascii()
             and url.isprintable()
             and " " not in url
+            and "?" not in url  # an empty query or fragment: urlsplit sees none, yet
+            and "#" not in url  # "http://a?" + "/users/1" would be a query
         ):
             raise ValueError(f"not a base URL: {url!r} (want http://host[:port][/path])")
     if len(set(urls)) < len(urls):

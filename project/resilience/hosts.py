@@ -25,8 +25,9 @@ must cost the caller nothing, so, as Envoy, gRPC and Finagle do it on the client
 - **Attempts in flight per host** are capped (``per_host_limit``): a slow host cannot take
   every place of the bulkhead from the healthy ones.
 
-A timeout that the caller's own, tighter deadline caused says nothing about the host and
-is not counted (a caller must not be able to eject a replica for everybody).
+The loop tells ``done`` nothing of an attempt that says nothing about the host's health
+(a hedge that lost, a timeout or a 504 its caller's own tighter deadline caused): a caller
+must not be able to eject a replica for everybody.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DECAY = 1.0
 FAILURE_COST = 0.25
 #: Outcomes kept per host for the resilience page.
 RECENT = 10
+TOO_MANY_REQUESTS = 429
 
 Notify = Callable[[str, "Host", str], None]
 
@@ -72,23 +74,37 @@ class Host:
     ejections: int = 0
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
 
+    def latency(self, now: float) -> float:
+        """The latency average, decayed to ``now``."""
+        return self.cost * math.exp(-(now - self.stamp) / DECAY) if self.cost else 0.0
+
+    def out(self, now: float) -> bool:
+        """Ejected, and not yet back?"""
+        return self.ejected_until > now
+
     def load(self, now: float) -> float:
         """Finagle's peak-EWMA load: the decayed latency (at least the age of the oldest
         attempt in flight) times the attempts in flight plus one."""
-        cost = self.cost * math.exp(-(now - self.stamp) / DECAY) if self.cost else 0.0
+        cost = self.latency(now)
         if self.pending:
             cost = max(cost, now - next(iter(self.pending)).started)
         return cost * (len(self.pending) + 1)
 
     def observe(self, seconds: float, now: float) -> None:
         """A new latency sample: a slower one is taken at once, a faster one averaged in."""
-        decayed = self.cost * math.exp(-(now - self.stamp) / DECAY) if self.cost else 0.0
-        if seconds >= decayed:
+        if seconds >= self.latency(now):
             self.cost = seconds
         else:
             weight = math.exp(-(now - self.stamp) / DECAY)
             self.cost = self.cost * weight + seconds * (1 - weight)
         self.stamp = now
+
+    def observe_at_least(self, seconds: float, now: float) -> None:
+        """No answer after ``seconds`` (cancelled, or cut by its caller): a lower bound of
+        the latency, so the cost rises to it if lower and never falls. Else a hung host
+        whose attempts are all cut or cancelled would keep a cost of 0, the cheapest."""
+        if seconds > self.latency(now):
+            self.cost, self.stamp = seconds, now
 
 
 @dataclass(eq=False, slots=True)
@@ -118,12 +134,15 @@ class HostSet:
     ) -> None:
         self.hosts = tuple(Host(url, _label(url)) for url in config.hosts)
         self.several = len(self.hosts) > 1
+        #: Attempts in flight per host at most (with one host, the bulkhead's cap is enough).
         self.limit = config.per_host_limit
         self._round_robin = config.balancer == "round_robin"
         self._threshold = config.outlier_consecutive_failures
         self._base = config.outlier_base_ejection
         self._max = config.outlier_max_ejection
-        self._max_ejected = math.floor(len(self.hosts) * config.outlier_max_ejected_percent / 100)
+        # Never the last host in rotation: with every host out, the breaker decides.
+        share = math.floor(len(self.hosts) * config.outlier_max_ejected_percent / 100)
+        self._max_ejected = min(share, len(self.hosts) - 1)
         self._slow_call = config.slow_call
         self._clock = clock
         self._random = random
@@ -140,7 +159,7 @@ class HostSet:
             ready = []
             for host in self.hosts:
                 if host.ejected_until:
-                    if now < host.ejected_until:
+                    if host.out(now):
                         continue
                     host.ejected_until, host.consecutive, host.healthy_since = 0.0, 0, now
                     returned.append(host)
@@ -156,23 +175,29 @@ class HostSet:
         return lease
 
     def untried(self, tried: Collection[Host]) -> bool:
-        """Is a host in rotation that this call has not tried yet?"""
+        """Is a host in rotation, with a place free, that this call has not tried yet?
+        (One at its cap is not: ``pick`` would send the retry to a tried host.)"""
         with self._lock:
             now = self._clock()
             return any(
-                host not in tried and (not host.ejected_until or now >= host.ejected_until)
+                host not in tried and not host.out(now) and len(host.pending) < self.limit
                 for host in self.hosts
             )
 
     def done(self, lease: Lease, outcome: Outcome | None) -> None:
         """The attempt on ``lease`` ended with ``outcome``; ``None``: it says nothing about
-        the host (cancelled, or cut by its caller's own deadline), only its place is freed."""
+        the host's health (cancelled, or cut by its caller's own deadline): its place is
+        freed, and the time it went unanswered still bounds the host's latency from below.
+        A lease already given back is ignored."""
         ejected = None
         with self._lock:
             now = self._clock()
             host = lease.host
-            host.pending.pop(lease, None)
-            if outcome is not None:
+            if host.pending.pop(lease, host) is host:
+                return
+            if outcome is None:
+                host.observe_at_least(now - lease.started, now)
+            else:
                 ejected = self._judge(host, outcome, now - lease.started, now)
         if ejected:
             self._tell("host_ejected", lease.host, ejected)
@@ -205,8 +230,8 @@ class HostSet:
             return hosts[self._turn % len(hosts)]
         last = len(hosts) - 1  # min(): a ``random`` that returns 1.0 (tests) stays in range
         first = min(int(self._random() * len(hosts)), last)
-        second = min(int(self._random() * last), last - 1)
-        a, b = hosts[first], hosts[second + (second >= first)]
+        second = min(int(self._random() * last), last - 1)  # one of the others:
+        a, b = hosts[first], hosts[second + (second >= first)]  # skip over ``first``
         # Fewer in flight breaks a tie (two idle hosts, or attempts just started).
         return a if (a.load(now), len(a.pending)) <= (b.load(now), len(b.pending)) else b
 
@@ -215,7 +240,9 @@ class HostSet:
         host.recent.append(outcome.label)
         slow = self._slow_call > 0 and seconds >= self._slow_call
         failed = outcome.upstream_failed
-        host.observe(max(seconds, FAILURE_COST) if failed else seconds, now)
+        # A 429 is not a sick host (no ejection), but it is no answer either: it costs.
+        costly = failed or outcome.status == TOO_MANY_REQUESTS
+        host.observe(max(seconds, FAILURE_COST) if costly else seconds, now)
         if not (failed or slow):
             host.consecutive = 0
             if host.multiplier and now - host.healthy_since >= self._base:
@@ -236,8 +263,7 @@ class HostSet:
         )
 
     def _may_eject(self, now: float) -> bool:
-        out = sum(1 for host in self.hosts if host.ejected_until > now)
-        return out < self._max_ejected
+        return sum(host.out(now) for host in self.hosts) < self._max_ejected
 
     def _tell(self, event: str, host: Host, cause: str) -> None:
         if self._notify is not None:

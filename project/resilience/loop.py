@@ -62,6 +62,7 @@ NO_TIME = "deadline exceeded before an attempt could start"
 NO_HOST = "every host in rotation has its attempts in flight"
 #: In a call's history: the attempt of a hedged pair that did not win, cancelled or ignored.
 HEDGE_LOST = "hedge_lost"
+GATEWAY_TIMEOUT = 504
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +274,10 @@ class RetryManager:
         """The call's own decision, then what is shared with other calls: the breaker
         (opened meanwhile: no sleep, no token) and the retry budget."""
         decision = call.retry.next(
-            tried.outcome, time_left=call.deadline.remaining(), backoff=partial(self._backoff, call)
+            tried.outcome,
+            time_left=call.deadline.remaining(),
+            backoff=self._backoff,
+            elsewhere=self.hosts.several and self.hosts.untried(call.tried),
         )
         if decision.kind is not Kind.RETRY:
             return decision
@@ -312,11 +316,10 @@ class RetryManager:
             outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
         )
 
-    def _backoff(self, call: _Call, failures: int) -> float:
-        """The jittered backoff; none when another host has not seen this call yet."""
+    def _backoff(self, failures: int) -> float:
+        """The backoff after ``failures`` failed attempts, jittered (deterministically
+        in testing mode)."""
         cfg = self.config
-        if self.hosts.several and self.hosts.untried(call.tried):
-            return 0.0
         jitter = None
         if cfg.backoff_jitter:
             jitter = 1.0 if is_testing() else self._random()
@@ -364,9 +367,16 @@ class RetryManager:
         """One attempt on ``lease``'s host; the host hears how it went, unless the attempt
         was ``cancelled`` (a hedge that lost) or cut short by the caller's own deadline."""
         left, own_left = call.deadline.remaining(), call.own.remaining()
-        outcome = self.transport.send(request, guard, call.deadline, lease.host.url)
-        attempt = _Tried(outcome, 0, 0.0, left, own_left)
-        callers = outcome.error in TIMEOUTS and self._callers_cut(call, attempt, None)
+        try:
+            outcome = self.transport.send(request, guard, call.deadline, lease.host.url)
+        except BaseException:  # a bug re-raised by the transport: the place is still freed
+            self.hosts.done(lease, None)
+            raise
+        # A 504 while the caller's deadline binds is Users' "your deadline passed".
+        callers = (outcome.status == GATEWAY_TIMEOUT and call.tighter) or (
+            outcome.error in TIMEOUTS
+            and self._callers_cut(call, _Tried(outcome, 0, 0.0, left, own_left), None)
+        )
         self.hosts.done(lease, None if callers or cancelled() else outcome)
         return outcome
 
@@ -425,7 +435,11 @@ class RetryManager:
         """Start attempt ``number`` of a race on ``lease``'s host."""
         call.tried.append(lease.host)
         send = partial(self._send, call, lease, cancelled=lambda: race.over)
-        return race.launch(number, send, lease.host)
+        runner = race.launch(number, send, lease.host)
+        # Cancelled while still queued for a worker: never sent, so ``_send`` never frees
+        # its place; this does (``done`` ignores a lease already given back).
+        runner.future.add_done_callback(lambda f: f.cancelled() and self.hosts.done(lease, None))
+        return runner
 
     # -- giving up ------------------------------------------------------------------------
 
@@ -555,13 +569,4 @@ def _add(history: list[Attempt], attempt: Attempt) -> None:
 
 def _worth_another(call: _Call, outcome: Outcome) -> bool:
     """Is this a failure a hedge still running might beat?"""
-    retry = call.retry
-    return (
-        policy.verdict(
-            outcome,
-            method=retry.method,
-            idempotency_key=retry.keyed,
-            retry_statuses=retry.retry_statuses,
-        ).kind
-        is Kind.RETRY
-    )
+    return call.retry.verdict(outcome).kind is Kind.RETRY

@@ -216,21 +216,25 @@ class RetryState:
         return replace(self, attempts=self.attempts + attempts)
 
     def next(
-        self, outcome: Outcome, *, time_left: float, backoff: Callable[[int], float]
+        self,
+        outcome: Outcome,
+        *,
+        time_left: float,
+        backoff: Callable[[int], float],
+        elsewhere: bool = False,
     ) -> Decision:
         """After ``outcome``: the answer, another attempt after a wait, or the end.
-        ``backoff(failures)`` is the sleep after that many failed attempts."""
-        judged = verdict(
-            outcome,
-            method=self.method,
-            idempotency_key=self.keyed,
-            retry_statuses=self.retry_statuses,
-        )
+        ``backoff(failures)`` is the sleep after that many failed attempts. ``elsewhere``:
+        another host has not seen this call; a retry goes to it at once, whatever this
+        host's ``Retry-After`` or its 429 said (kept for our caller if all hosts fail)."""
+        judged = self.verdict(outcome, elsewhere=elsewhere)
         if judged.kind is not Kind.RETRY:
             return judged
         if not attempts_left(self.attempts, retries=self.retries):
             return give_up("retries exhausted")
         asked = retry_after(outcome)
+        if elsewhere:
+            return Decision(Kind.RETRY, outcome.label, retry_after=asked)
         wait = backoff(self.attempts) if asked is None else asked
         if not fits(wait, time_left=time_left, min_attempt=self.min_attempt):
             reason = (
@@ -239,4 +243,15 @@ class RetryState:
                 else f"Retry-After {asked:g} s exceeds the {time_left:.2f} s left"
             )
             return give_up(reason, retry_after=asked, needed=wait + self.min_attempt)
-        return Decision(Kind.RETRY, f"{outcome.label}", wait=wait, retry_after=asked)
+        return Decision(Kind.RETRY, outcome.label, wait=wait, retry_after=asked)
+
+    def verdict(self, outcome: Outcome, *, elsewhere: bool = False) -> Decision:
+        """``verdict`` for this call; a 429 of a repeatable request is worth another host."""
+        judged = verdict(
+            outcome,
+            method=self.method,
+            idempotency_key=self.keyed,
+            retry_statuses=self.retry_statuses,
+        )
+        limited = outcome.status == 429 and may_repeat(self.method, idempotency_key=self.keyed)
+        return RETRY if elsewhere and limited and outcome.error is None else judged

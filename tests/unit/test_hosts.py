@@ -171,7 +171,7 @@ def test_a_healthy_period_shortens_the_next_ejection(make_hosts, clock):
 
 
 @pytest.mark.parametrize(
-    ("n", "percent", "most"), [(1, 100, 1), (1, 50, 0), (3, 50, 1), (4, 50, 2)]
+    ("n", "percent", "most"), [(1, 100, 0), (1, 50, 0), (3, 50, 1), (4, 50, 2), (3, 100, 2)]
 )
 def test_at_most_the_capped_share_of_hosts_is_ejected(make_hosts, clock, n, percent, most):
     hosts = make_hosts(n, outlier_consecutive_failures=1, outlier_max_ejected_percent=percent)
