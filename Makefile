@@ -8,7 +8,7 @@ ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser
+	browser mutation
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -46,6 +46,10 @@ test-postgres: setup
 ## browser: headless Chromium and chromedriver from Debian's packages, for the page's test (root)
 browser:
 	bash scripts/browser.sh
+
+## mutation: mutmut over the resilience layer (~1 h on 2 cores); `.venv/bin/mutmut results` lists survivors
+mutation: $(VENV)/.installed
+	$(BIN)/mutmut run
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
