@@ -56,6 +56,9 @@ from .testing import is_testing
 from .transport import Request, Transport
 from .watchdog import WATCHDOG, Guard, Watchdog
 
+#: An attempt's facts, shared by the events about it (``_attempt_facts``).
+Facts = dict[str, Any]
+
 BUDGET_SPENT = "retry budget exhausted"
 OPENED_MEANWHILE = "the circuit opened meanwhile (other calls failed)"
 NO_TIME = "deadline exceeded before an attempt could start"
@@ -226,13 +229,11 @@ class RetryManager:
         try:
             return self.admission.enter()
         except (CircuitOpen, UpstreamOverloaded) as refused:
-            name = events.BREAKER_REJECTED
+            facts = {"upstream": self.config.name, "method": request.method, "path": request.path}
             if isinstance(refused, UpstreamOverloaded):
-                name = events.BULKHEAD_REJECTED
-            cause = None if name == events.BREAKER_REJECTED else refused.reason
-            self._emit(
-                Event(name, self.config.name, method=request.method, path=request.path, cause=cause)
-            )
+                self._emit(events.BulkheadRejected(**facts, cause=refused.reason))
+            else:
+                self._emit(events.BreakerRejected(**facts))
             raise
 
     def _start(self, request: Request, deadline: Deadline | None, permit: Permit) -> _Call:
@@ -261,14 +262,14 @@ class RetryManager:
             elapsed = self._clock() - tried.started
             call.retry = call.retry.sent(tried.sent)
             decision = self._decide(call, tried)
-            event = self._attempt_event(call, tried, elapsed)
+            facts = self._attempt_facts(call, tried, elapsed)
             if decision.kind is Kind.ANSWER:
-                return self._answer(call, tried, elapsed, event)
+                return self._answer(call, tried, elapsed, facts)
             wait = decision.wait if decision.kind is Kind.RETRY else None
             _add(call.history, Attempt(tried.number, tried.outcome.label, elapsed, wait))
             if decision.kind is Kind.GIVE_UP:
-                self._give_up(call, tried, decision, event)
-            self._wait_to_retry(call, tried, decision, event)
+                self._give_up(call, tried, decision, facts)
+            self._wait_to_retry(call, tried, decision, facts)
 
     def _decide(self, call: _Call, tried: _Tried) -> Decision:
         """The call's own decision, then what is shared with other calls: the breaker
@@ -287,12 +288,10 @@ class RetryManager:
             return decision.give_up(BUDGET_SPENT)
         return decision
 
-    def _wait_to_retry(
-        self, call: _Call, tried: _Tried, decision: Decision, event: partial[Event]
-    ) -> None:
+    def _wait_to_retry(self, call: _Call, tried: _Tried, decision: Decision, facts: Facts) -> None:
         self._emit(
-            event(
-                events.RETRY_SCHEDULED,
+            events.RetryScheduled(
+                **facts,
                 cause=tried.outcome.label,
                 wait=decision.wait,
                 time_left=call.deadline.remaining(),
@@ -301,17 +300,15 @@ class RetryManager:
         self._pause(call, decision.wait)
         if self.breaker.state is State.OPEN:  # do not send it, and give its token back
             self.budget.refund()
-            self._give_up(call, tried, decision.give_up(OPENED_MEANWHILE), event)
+            self._give_up(call, tried, decision.give_up(OPENED_MEANWHILE), facts)
 
-    def _answer(
-        self, call: _Call, tried: _Tried, elapsed: float, event: partial[Event]
-    ) -> UpstreamResponse:
+    def _answer(self, call: _Call, tried: _Tried, elapsed: float, facts: Facts) -> UpstreamResponse:
         outcome = tried.outcome
         _add(call.history, Attempt(tried.number, outcome.label, elapsed))
         if tried.number > 1 and not tried.hedge:
             self.budget.refund()  # a retry that worked was not wasted load; a hedge that
             # won still added load, and hedges must stay within the budget
-        self._emit(event(events.CALL_SUCCEEDED, duration=self._clock() - call.started))
+        self._emit(events.CallSucceeded(**facts, duration=self._clock() - call.started))
         return UpstreamResponse(
             outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
         )
@@ -448,17 +445,15 @@ class RetryManager:
         call: _Call,
         tried: _Tried,
         decision: Decision,
-        event: partial[Event] | None = None,
+        facts: Facts | None = None,
     ) -> NoReturn:
         """The one way a call fails: its events, then the honest error for how it ended."""
-        if event is None:
-            event = partial(
-                Event, upstream=self.config.name, method=call.request.method, path=call.path
-            )
+        if facts is None:
+            facts = {"upstream": self.config.name, "method": call.request.method, "path": call.path}
         cause = decision.reason
         if cause == BUDGET_SPENT:
-            self._emit(event(events.BUDGET_EXHAUSTED, cause=cause))
-        self._emit(event(events.CALL_FAILED, cause=cause, duration=self._clock() - call.started))
+            self._emit(events.BudgetExhausted(**facts, cause=cause))
+        self._emit(events.CallFailed(**facts, cause=cause, duration=self._clock() - call.started))
         error = self._error(call, None if tried is _NOTHING_TRIED else tried.outcome, decision)
         error.callers_deadline = self._callers_cut(call, tried, decision.needed)
         raise error
@@ -494,25 +489,23 @@ class RetryManager:
 
     # -- events ---------------------------------------------------------------------------
 
-    def _attempt_event(self, call: _Call, tried: _Tried, elapsed: float) -> partial[Event]:
-        """An event about the attempt that decided, its kind and the rest to fill in."""
-        return partial(
-            Event,
-            upstream=self.config.name,
-            method=call.request.method,
-            path=call.path,
-            attempt=tried.number,
-            max_attempts=self.config.retries + 1,
-            outcome=tried.outcome.label,
-            elapsed=elapsed,
-            host=self._host_label(tried.host),
-        )
+    def _attempt_facts(self, call: _Call, tried: _Tried, elapsed: float) -> Facts:
+        """What every event about the attempt that decided says."""
+        return {
+            "upstream": self.config.name,
+            "method": call.request.method,
+            "path": call.path,
+            "attempt": tried.number,
+            "max_attempts": self.config.retries + 1,
+            "outcome": tried.outcome.label,
+            "elapsed": elapsed,
+            "host": self._host_label(tried.host),
+        }
 
     def _emit_hedge(self, call: _Call, number: int, lease: Lease, first_started: float) -> None:
         self._emit(
-            Event(
-                events.HEDGE_SENT,
-                self.config.name,
+            events.HedgeSent(
+                upstream=self.config.name,
                 method=call.request.method,
                 path=call.path,
                 attempt=number,
@@ -537,15 +530,15 @@ class RetryManager:
         return host.label if host is not None and self.hosts.several else None
 
     def _on_host(self, name: str, host: Host, cause: str) -> None:
-        self._emit(Event(name, self.config.name, cause=cause, host=host.label))
+        self._emit(events.make(name, self.config.name, cause=cause, host=host.label))
 
     def _on_breaker(self, state: State, cause: str) -> None:
-        name = {
-            State.OPEN: events.BREAKER_OPENED,
-            State.HALF_OPEN: events.BREAKER_HALF_OPEN,
-            State.CLOSED: events.BREAKER_CLOSED,
+        kind = {
+            State.OPEN: events.BreakerOpened,
+            State.HALF_OPEN: events.BreakerHalfOpen,
+            State.CLOSED: events.BreakerClosed,
         }[state]
-        self._emit(Event(name, self.config.name, cause=cause))
+        self._emit(kind(upstream=self.config.name, cause=cause))
 
 
 def _health(error: UpstreamError) -> bool | None:

@@ -8,7 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from project.live import CallRecorder
-from project.resilience import CircuitOpen, Event, RetryManager, UpstreamConfig, UpstreamUnavailable
+from project.resilience import CircuitOpen, RetryManager, UpstreamConfig, UpstreamUnavailable
 from project.resilience import events as ev
 from tests.conftest import BASE_URL, URL, USER
 
@@ -103,11 +103,11 @@ def test_the_breaker_opening_and_a_rejected_call_are_recorded(mocked, manager, r
 def test_a_bulkhead_refusal_is_a_rejected_row_and_a_hedge_a_note(recorder):
     """What a slow Users looks like on the page: refused calls, and hedges kept in the budget."""
     with recorder.call("users", method="GET", path="/users/1"):
-        recorder(Event(ev.BULKHEAD_REJECTED, "users", method="GET", path="/users/1"))
+        recorder(ev.make(ev.BULKHEAD_REJECTED, "users", method="GET", path="/users/1"))
     with recorder.call("users", method="GET", path="/users/1"):
-        recorder(Event(ev.HEDGE_SENT, "users", attempt=2, max_attempts=5, elapsed=0.05))
+        recorder(ev.make(ev.HEDGE_SENT, "users", attempt=2, max_attempts=5, elapsed=0.05))
         recorder(
-            Event(
+            ev.make(
                 ev.CALL_SUCCEEDED, "users", attempt=2, max_attempts=5, outcome="200", elapsed=0.01
             )
         )
@@ -160,8 +160,9 @@ def test_concurrent_calls_keep_their_own_attempts(clock):
         for _ in range(calls):
             with recorder.call("users", method="GET", path=f"/users/{n}", deadline=5.0):
                 for attempt, name in ((1, ev.RETRY_SCHEDULED), (2, ev.CALL_SUCCEEDED)):
+                    more = {"wait": 0.0} if attempt == 1 else {}
                     recorder(
-                        Event(
+                        ev.make(
                             name,
                             "users",
                             attempt=attempt,
@@ -170,7 +171,7 @@ def test_concurrent_calls_keep_their_own_attempts(clock):
                             path=f"/users/{n}",
                             outcome="200" if attempt == 2 else "502",
                             elapsed=0.01,
-                            wait=0.0 if attempt == 1 else None,
+                            **more,
                         )
                     )
 
