@@ -55,9 +55,7 @@ class Upstream:
     ) -> UpstreamResponse:
         """``RetryManager.request``; ``deadline``, our own caller's, tightens the configured
         one. Raises ``project.resilience.UpstreamError`` subclasses."""
-        allowed = self.manager.config.deadline
-        if deadline is not None:
-            allowed = min(allowed, deadline.remaining())
+        allowed = self.manager.deadlines(deadline)[0].remaining()  # for the page's row
         sent = {**_forwarded_headers(), **(headers or {})}
         with RECORDER.call(self.name, method=method.upper(), path=path, deadline=allowed):
             return self.manager.request(method, path, headers=sent, deadline=deadline, **kwargs)

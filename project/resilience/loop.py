@@ -236,10 +236,15 @@ class RetryManager:
                 self._emit(events.BreakerRejected(**facts))
             raise
 
+    def deadlines(self, callers: Deadline | None = None) -> tuple[Deadline, Deadline]:
+        """(the deadline that binds a call starting now, the configured one): the caller's
+        own ``callers`` binds if it is tighter."""
+        own = Deadline.after(self.config.deadline, self._clock)
+        return (own if callers is None else callers.earliest(own.remaining())), own
+
     def _start(self, request: Request, deadline: Deadline | None, permit: Permit) -> _Call:
         cfg = self.config
-        own = Deadline.after(cfg.deadline, self._clock)
-        binding = own if deadline is None else deadline.earliest(own.remaining())
+        binding, own = self.deadlines(deadline)
         retry = RetryState(
             request.method,
             policy.IDEMPOTENCY_HEADER in request.headers,  # RFC 9110: any case
