@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 
 import pytest
 import responses
 from responses.registries import OrderedRegistry
 
-from project.resilience import CircuitBreaker, State
+from project.resilience import CircuitBreaker, RetryManager, State
+from tests.conftest import USER
+
+#: Three mocked Users hosts (``fleet``).
+HOSTS = ("http://a.test", "http://b.test", "http://c.test")
 
 
 @pytest.fixture
@@ -43,3 +49,37 @@ def make_breaker(clock, transitions) -> Callable[..., CircuitBreaker]:
         )
 
     return make
+
+
+class Fleet:
+    """What ``fleet`` serves: ``answers[host]`` is a status, (status, headers) or an
+    exception to raise; ``seen`` the host of every request, in order."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, object] = dict.fromkeys(HOSTS, 200)
+        self.seen: list[str] = []
+
+    def answer(self, request: object) -> tuple[int, dict[str, str], str]:
+        host = request.url.split("/users/")[0]  # type: ignore[attr-defined]
+        self.seen.append(host.removeprefix("http://"))
+        what = self.answers[host]
+        if isinstance(what, BaseException):
+            raise what
+        status, headers = what if isinstance(what, tuple) else (what, {})
+        body = USER if status == HTTPStatus.OK else {"detail": "x"}
+        return status, {"Content-Type": "application/json", **headers}, json.dumps(body)
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    """Three mocked hosts answering ``GET /users/1`` as ``fleet.answers`` says."""
+    served = Fleet()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        for host in HOSTS:
+            mocked.add_callback("GET", f"{host}/users/1", callback=served.answer)
+        yield served
+
+
+def several(make_manager: Callable[..., RetryManager], **overrides: object) -> RetryManager:
+    """A manager over the three ``HOSTS``."""
+    return make_manager(base_url=",".join(HOSTS), **overrides)

@@ -28,38 +28,7 @@ from project.resilience import (
 from project.resilience import events as ev
 from project.resilience.config import split_hosts
 from tests.conftest import USER, eventually
-
-HOSTS = ("http://a.test", "http://b.test", "http://c.test")
-
-
-@pytest.fixture
-def fleet():
-    """Three mocked hosts; ``fleet.answers[host]`` is (status, headers) or an exception."""
-
-    class Fleet:
-        answers: dict[str, object] = {}
-        seen: list[str] = []
-
-    def answer(request):
-        host = request.url.split("/users/")[0]
-        Fleet.seen.append(host.removeprefix("http://"))
-        what = Fleet.answers[host]
-        if isinstance(what, BaseException):
-            raise what
-        status, headers = what
-        body = USER if status == HTTPStatus.OK else {"detail": "x"}
-        return status, {"Content-Type": "application/json", **headers}, json.dumps(body)
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        for host in HOSTS:
-            mocked.add_callback("GET", f"{host}/users/1", callback=answer)
-        Fleet.answers = dict.fromkeys(HOSTS, (200, {}))
-        Fleet.seen = []
-        yield Fleet
-
-
-def several(make_manager, **overrides):
-    return make_manager(base_url=",".join(HOSTS), **overrides)
+from tests.unit.conftest import HOSTS, several
 
 
 def pending(manager: RetryManager) -> dict[str, int]:

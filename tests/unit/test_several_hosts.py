@@ -6,7 +6,6 @@ from http import HTTPStatus
 
 import pytest
 import requests
-import responses
 from django.core.exceptions import ImproperlyConfigured
 
 from project.env import upstream_settings
@@ -19,39 +18,7 @@ from project.resilience import (
     describe,
 )
 from project.resilience import events as ev
-from tests.conftest import USER
-
-HOSTS = ("http://a.test", "http://b.test", "http://c.test")
-
-
-@pytest.fixture
-def fleet():
-    """Three hosts; ``fleet.answers[host]`` is the status (or exception) each one gives;
-    ``fleet.seen`` the host of every request, in order."""
-
-    class Fleet:
-        answers: dict[str, object] = dict.fromkeys(HOSTS, 200)
-        seen: list[str] = []
-
-    def answer(request):
-        host = request.url.split("/users/")[0]
-        Fleet.seen.append(host.removeprefix("http://"))
-        what = Fleet.answers[host]
-        if isinstance(what, Exception):
-            raise what
-        body = USER if what == HTTPStatus.OK else {"detail": "x"}
-        return what, {"Content-Type": "application/json"}, __import__("json").dumps(body)
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        for host in HOSTS:
-            mocked.add_callback("GET", f"{host}/users/1", callback=answer)
-        Fleet.answers = dict.fromkeys(HOSTS, 200)
-        Fleet.seen = []
-        yield Fleet
-
-
-def several(make_manager, **overrides):
-    return make_manager(base_url=",".join(HOSTS), **overrides)
+from tests.unit.conftest import HOSTS, several
 
 
 def test_a_bad_host_costs_the_call_nothing(fleet, make_manager):
