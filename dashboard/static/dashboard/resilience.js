@@ -90,7 +90,7 @@
       const marks = [];
       for (const a of c.attempts) {
         marks.push(el("span", {
-          class: `attempt ${kind(a.outcome)}`, title: `attempt ${a.number}: ${a.outcome} in ${secs(a.elapsed)}`,
+          class: `attempt ${kind(a.outcome)}`, title: `attempt ${a.number}${a.host ? ` on ${a.host}` : ""}: ${a.outcome} in ${secs(a.elapsed)}`,
           style: {left: pct(a.start), width: `max(4px, ${pct(a.elapsed)})`},
         }));
         if (a.wait !== null) {
