@@ -57,6 +57,12 @@ def test_a_malformed_setting_names_its_variable():
     assert "USERS_DEADLINE must be a finite number" in line
 
 
+@pytest.mark.parametrize("urls", ["http://a:8200,,http://b:8200", "http://a:8200,a:8201"])
+def test_a_malformed_list_of_replicas_is_one_line_at_start_up(urls):
+    line = one_line_error(manage("check", DJANGO_DEBUG="1", USERS_SERVICE_URL=urls))
+    assert line.startswith("ImproperlyConfigured: USERS_SERVICE_URL: not a base URL")
+
+
 def test_a_database_that_is_not_there_is_one_line(tmp_path):
     empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     line = one_line_error(manage("simulate_outage", "status", DJANGO_DEBUG="1", DATABASE_URL=empty))

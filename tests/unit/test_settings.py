@@ -52,6 +52,12 @@ def test_a_malformed_value_names_its_variable(monkeypatch, name, value):
         upstream_settings("USERS", base_url="http://x")
 
 
+def test_an_unknown_balancer_is_refused_at_start_up(monkeypatch):
+    monkeypatch.setenv("USERS_BALANCER", "fastest")
+    with pytest.raises(ImproperlyConfigured, match="balancer='fastest'"):
+        upstream_settings("USERS", base_url="http://x")
+
+
 def test_an_out_of_range_value_is_refused_at_start_up(monkeypatch):
     monkeypatch.setenv("USERS_DEADLINE", "-1")
     with pytest.raises(ImproperlyConfigured, match="deadline"):
