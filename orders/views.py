@@ -21,6 +21,7 @@ from orders.idempotency import KEY_SCHEMA, REPLAYED_HEADER, parse_key
 from orders.selectors import order_list_for_user
 from orders.services import order_create
 from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
+from project.parsers import AsciiIntegerField
 from project.resilience import DEADLINE_HEADER, IDEMPOTENCY_HEADER, Deadline
 from users.serializers import UserSerializer
 
@@ -29,7 +30,7 @@ MAX_USER_ID = 2**31 - 1
 
 
 class OrderListQuery(serializers.Serializer):
-    user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
+    user_id = AsciiIntegerField(min_value=1, max_value=MAX_USER_ID)
 
 
 #: A product name: no control characters, and at least one character that is not a space.
@@ -43,7 +44,7 @@ PRODUCT_RULE = "Must not be blank or hold control characters."
 
 
 class OrderCreateInput(serializers.Serializer):
-    user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
+    user_id = AsciiIntegerField(min_value=1, max_value=MAX_USER_ID)
     product = serializers.CharField(
         min_length=1,
         max_length=200,

@@ -6,11 +6,37 @@ passed in ``extra`` (the resilience events' upstream, attempt, outcome, wait, ..
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 FORMATS = ("text", "json")
+
+
+def escape(text: str) -> str:
+    """Control characters (ESC, CR, LF, ...) as ``\\x1b``-style escapes, as nginx writes
+    them: a request line is the client's, and must not drive a terminal or forge a line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class EscapingFormatter(logging.Formatter):
+    """The text format, its message escaped (a traceback below it keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+
+class NoTraceback(logging.Filter):
+    """Django logs a refused request (``django.security``: a bad Host header, too many
+    fields) with its traceback: one line says it all, the stack is Django's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
@@ -20,10 +46,14 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "project.request_id.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "project.request_id.RequestIdFilter"},
+            "no_traceback": {"()": "project.logs.NoTraceback"},
+        },
         "formatters": {
             # The tutorial's line: 01/05/2023 11:45:37 INFO - "GET /users/1?... HTTP/1.1" 502
             "text": {
+                "()": "project.logs.EscapingFormatter",
                 "format": (
                     "%(asctime)s.%(msecs)03d %(levelname)s - %(message)s%(request_id_suffix)s"
                 ),
@@ -48,11 +78,19 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
                 "class": "logging.StreamHandler",
                 "formatter": log_format,
                 "filters": ["request_id"],
-            }
+            },
+            "console_brief": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["request_id", "no_traceback"],
+            },
         },
         "loggers": {
-            name: {"handlers": ["console"], "level": level, "propagate": False}
-            for name in app_loggers
+            **{
+                name: {"handlers": ["console"], "level": level, "propagate": False}
+                for name in app_loggers
+            },
+            "django.security": {"handlers": ["console_brief"], "level": level, "propagate": False},
         },
         "root": {"handlers": ["console"], "level": "WARNING"},
     }

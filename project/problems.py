@@ -165,6 +165,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
     return problem_response(404, detail="No such resource.", instance=request.get_full_path())
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler400``: what Django refuses itself (a bad Host header, a suspicious
+    request), as a problem rather than its HTML page."""
+    return problem_response(400, detail="Bad request.", code="bad_request")
+
+
 def server_error(request: HttpRequest) -> JsonResponse:
     """``handler500``: a bug. Logged by Django with its traceback; none goes to the client."""
     return problem_response(500, detail="Internal error; it has been logged.")

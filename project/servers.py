@@ -25,6 +25,7 @@ def server_command(
             *("--workers", str(workers), "--threads", str(threads)),
             *("--graceful-timeout", "10", "--access-logfile", "-"),
             *("--access-logformat", ACCESS_LOG_FORMAT),
+            *("--logger-class", "project.gunicorn_log.EscapingLogger"),
         ]
     if server == "runserver":
         return [sys.executable, "manage.py", "runserver", f"{host}:{port}"]

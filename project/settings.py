@@ -50,6 +50,9 @@ if _unknown:
 
 #: simulate_outage works only where this is on: development by default, never by accident.
 OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
+# The largest request body either service takes (the front server's cap is the same):
+# larger is a 413 before it is read (project/limits.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 
 #: Seconds an Idempotency-Key of POST /orders/ is remembered (IETF draft: "expiry").
 IDEMPOTENCY_KEY_TTL = env_float("IDEMPOTENCY_KEY_TTL", 24 * 3600.0)
@@ -93,6 +96,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "project.request_id.RequestIdMiddleware",
+    "project.limits.RequestLimitsMiddleware",  # before anything reads the body or query
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS under gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -153,7 +157,7 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["project.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,

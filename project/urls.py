@@ -21,5 +21,6 @@ if "orders" in settings.SERVICES:
     urlpatterns.append(path("", include("orders.urls")))
     urlpatterns.append(path("", include("dashboard.urls")))  # the live resilience page
 
+handler400 = "project.problems.bad_request"
 handler404 = "project.problems.not_found"
 handler500 = "project.problems.server_error"

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .digits import ascii_int
+
 Clock = Callable[[], float]
 
 
@@ -28,9 +30,8 @@ class Deadline:
         """The deadline a caller sent as whole milliseconds left (``DEADLINE_HEADER``);
         ``None`` if absent or unreadable: it is a hint, and a bad one must not break a call.
         """
-        if not value or not value.isdigit() or len(value) > 12:
-            return None
-        return cls.after(int(value) / 1000, clock)
+        millis = ascii_int(value, most_digits=12)
+        return None if millis is None else cls.after(millis / 1000, clock)
 
     def earliest(self, seconds: float) -> Deadline:
         """This deadline or one ``seconds`` from now, whichever comes first."""

@@ -30,6 +30,7 @@ from urllib3.util import Timeout
 
 from .config import UpstreamConfig
 from .deadline import Deadline
+from .digits import ascii_int
 from .outcome import Outcome
 from .watchdog import Guard, GuardedAdapter, Watchdog, watching
 
@@ -155,8 +156,11 @@ class Transport:
         watchdog ends the read when the deadline comes, however slowly the bytes arrive.
         """
         cap = self.config.max_body_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
+        sent = response.headers.get("Content-Length")
+        declared = ascii_int(sent)
+        if sent is not None and declared is None:  # "²", "-1", "5, 5": not a length (RFC
+            raise _BodyError("malformed_response")  # 9112 section 6.3: unrecoverable)
+        if declared is not None and declared > cap:
             raise _BodyError("body_too_large")
         raw = response.raw
         body = bytearray()

@@ -136,6 +136,15 @@ def short_body(sock: socket.socket) -> None:
     _send(sock, OK_HEAD + b"Content-Length: 100\r\n\r\n" + USER[:10])
 
 
+def content_length_not_ascii(sock: socket.socket) -> None:
+    """``Content-Length: ²``: ``str.isdigit()`` says yes, ``int()`` says no."""
+    _send(sock, OK_HEAD + "Content-Length: ²\r\n\r\n".encode("latin-1") + USER)
+
+
+def content_length_negative(sock: socket.socket) -> None:
+    _send(sock, OK_HEAD + b"Content-Length: -1\r\n\r\n" + USER)
+
+
 def not_http(sock: socket.socket) -> None:
     _send(sock, b"SSH-2.0-OpenSSH_9.6\r\n")
 

@@ -68,6 +68,8 @@ ROWS = [
     Row(hs.close_before_status, *UNAVAILABLE),
     Row(hs.reset_after_request, *UNAVAILABLE),
     Row(hs.short_body, *UNAVAILABLE),
+    Row(hs.content_length_not_ascii, *BAD),  # a length that is not one: 502, not a 500
+    Row(hs.content_length_negative, *BAD),
     Row(hs.not_http, *BAD),  # not HTTP: 502, not retried
     Row(hs.too_many_headers, *BAD),  # not HTTP: 502, not retried
     Row(hs.header_line_over_64k, *BAD),  # not HTTP: 502, not retried

@@ -52,8 +52,9 @@ def make_breaker(clock, transitions) -> Callable[..., CircuitBreaker]:
 
 
 class Fleet:
-    """What ``fleet`` serves: ``answers[host]`` is a status, (status, headers) or an
-    exception to raise; ``seen`` the host of every request, in order."""
+    """What ``fleet`` serves: ``answers[host]`` is a status, (status, headers), an
+    exception to raise, or a function returning or raising one of those; ``seen`` the host
+    of every request, in order."""
 
     def __init__(self) -> None:
         self.answers: dict[str, object] = dict.fromkeys(HOSTS, 200)
@@ -63,6 +64,8 @@ class Fleet:
         host = request.url.split("/users/")[0]  # type: ignore[attr-defined]
         self.seen.append(host.removeprefix("http://"))
         what = self.answers[host]
+        if callable(what):  # a function: it may advance a fake clock, raise, or answer
+            what = what()
         if isinstance(what, BaseException):
             raise what
         status, headers = what if isinstance(what, tuple) else (what, {})

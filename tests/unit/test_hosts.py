@@ -230,13 +230,28 @@ def test_round_robin_takes_each_host_in_turn(make_hosts, clock):
     assert labels[:3] != labels[:1] * 3
 
 
-def test_a_cancelled_attempt_frees_its_place_and_counts_nothing(make_hosts, clock):
+def test_a_cancelled_attempt_frees_its_place_and_counts_no_failure(make_hosts, clock):
     hosts = make_hosts(3, outlier_consecutive_failures=1)
     lease = hosts.pick()
     hosts.done(lease, None)
+    hosts.done(lease, None)  # given back twice (a hedge's callback and its worker): once
     assert lease.host.pending == {}
-    assert lease.host.recent == type(lease.host.recent)([])
+    assert list(lease.host.recent) == []
     assert hosts.told == []
+
+
+def test_a_cancelled_attempt_still_bounds_its_hosts_latency(make_hosts, clock):
+    """A hedge that lost, or an attempt its caller cut, after 0.5 s unanswered: not a
+    failure, but the host is at least that slow, so it is no longer the cheapest."""
+    hosts = make_hosts(2)
+    a, b = hosts.hosts
+    attempt(hosts, OK, clock, tried=[b])  # a: 10 ms
+    attempt(hosts, OK, clock, seconds=0.05, tried=[a])  # b: 50 ms, slower
+    lease = hosts.pick([b])
+    clock.advance(0.5)
+    hosts.done(lease, None)
+    assert {attempt(hosts, OK, clock) for _ in range(5)} == {"b.test"}
+    assert a.consecutive == 0
 
 
 def test_the_snapshot_says_which_host_is_out_and_for_how_long(make_hosts, clock):
