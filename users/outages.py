@@ -7,7 +7,10 @@ duration stores its expiry time and so ends by itself even if nobody runs ``clea
 
 from __future__ import annotations
 
+import math
 import random
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +23,61 @@ Mode = Outage.Mode
 #: Faults of the connection itself: served by the fault proxy in front of Users
 #: (``users.fault_proxy``), never by Users' middleware. The others are HTTP answers.
 TRANSPORT_MODES = frozenset({Mode.DOWN, Mode.RESET, Mode.HANG, Mode.TRUNCATE, Mode.SLOW_BYTES})
+
+#: Bounds on what a fault may ask for: long enough for any demonstration, small enough that
+#: no value overflows a ``timedelta``, a ``time.sleep`` or the database column (2**31 - 1).
+MAX_DELAY = 3600.0  # seconds: slow's delay, drip's interval
+MAX_DURATION = 86_400.0  # seconds: --for
+MAX_RETRY_AFTER = 86_400  # seconds
+MAX_COUNT = 1_000_000  # fail-next's N
+MAX_BYTES = 1_000_000_000  # reset/truncate byte counts, slow-bytes' bytes per second
+
+# ASCII digits only: int() and float() also take '١٢' (Arabic-Indic digits) and '1_0'.
+_INT = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def parse_int(raw: str) -> int:
+    """A whole number typed by a person; ``ValueError`` with the message to show if not."""
+    text = raw.strip()
+    try:
+        if _INT.fullmatch(text):
+            return int(text)  # may still raise: more digits than int() converts
+    except ValueError:
+        pass
+    raise ValueError(f"invalid int value: {raw!r}")
+
+
+def parse_fraction(raw: str) -> float:
+    """A plain decimal number (``--rate``); its range is ``FaultSpec.problems``' to check."""
+    text = raw.strip()
+    if not _NUMBER.fullmatch(text) or not math.isfinite(value := float(text)):
+        raise ValueError(f"invalid float value: {raw!r}")
+    return value
+
+
+def parse_seconds(raw: str) -> float:
+    """A finite number of seconds (``1.5``, ``2e3``); ``ValueError`` with the message if not."""
+    text = raw.strip()
+    if text.lstrip("+-").lower() in ("nan", "inf", "infinity"):
+        raise ValueError(f"{raw!r} is not a finite number of seconds")
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"{raw!r} is not a number of seconds")
+    if not math.isfinite(value := float(text)):
+        raise ValueError(f"{raw!r} is not a finite number of seconds")
+    return value
+
+
+#: How each ``FaultSpec`` field is read from text, by the command and the page alike.
+FIELD_PARSERS: Mapping[str, Callable[[str], object]] = {
+    "status": parse_int,
+    "retry_after": parse_int,
+    "rate": parse_fraction,
+    "delay": parse_seconds,
+    "count": parse_int,
+    "duration": parse_seconds,
+    "size": parse_int,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +101,8 @@ class FaultSpec:
         found = []
         if self.mode not in Mode.values:
             found.append(f"unknown mode {self.mode!r}; choose one of {', '.join(Mode.values)}")
+        if self.mode in Mode.values:
+            found += self._bound_problems()
         if not 400 <= self.status <= 599:
             found.append(f"--status must be an HTTP error status, 400..599; got {self.status}")
         if not 0.0 <= self.rate <= 1.0:
@@ -66,6 +126,49 @@ class FaultSpec:
         if self.duration is not None and self.duration <= 0:
             found.append(f"--for must be a positive number of seconds; got {self.duration:g}")
         return found
+
+    def _bound_problems(self) -> list[str]:
+        """Values too large to mean anything (see ``MAX_DELAY`` and the others)."""
+        limits = [
+            ("the delay/interval", self.delay, MAX_DELAY, "s (an hour)"),
+            ("--for", self.duration, MAX_DURATION, "s (a day)"),
+            ("--retry-after", self.retry_after, MAX_RETRY_AFTER, "s (a day)"),
+            ("fail-next's count", self.count, MAX_COUNT, ""),
+            ("a byte count", self.size, MAX_BYTES, ""),
+        ]
+        return [
+            f"{name} must be at most {_shown(limit)}{unit and ' '}{unit}; got {_shown(value)}"
+            for name, value, limit, unit in limits
+            if value is not None and value > limit
+        ]
+
+
+def _shown(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,g}"
+
+
+def fault_spec_parse(
+    *, mode: str, text: Mapping[str, str | None], flags: Mapping[str, str]
+) -> tuple[FaultSpec | None, list[str]]:
+    """The spec that ``text`` (``FaultSpec`` field -> text as typed; ``None``: the default)
+    describes, or ``None`` and every problem; ``flags`` names the fields in the messages
+    where ``--field-name`` would not.
+    """
+    fields: dict[str, object] = {}
+    problems = []
+    for name, raw in text.items():
+        if raw is None:
+            continue
+        try:
+            fields[name] = FIELD_PARSERS[name](raw)
+        except ValueError as exc:
+            flag = flags.get(name) or "--" + name.replace("_", "-")
+            problems.append(f"argument {flag}: {exc}")
+    if problems:
+        return None, problems
+    spec = FaultSpec(mode=mode, **fields)  # type: ignore[arg-type]
+    problems = spec.problems()
+    return (None, problems) if problems else (spec, [])
 
 
 def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:

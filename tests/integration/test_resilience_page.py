@@ -223,7 +223,7 @@ def test_invalid_faults_get_the_commands_own_error_and_write_nothing(staff, form
     ("form", "error"),
     [
         ({"mode": "error", "value": "abc"}, "argument --status: invalid int value: 'abc'"),
-        ({"mode": "slow", "value": "nan"}, "argument --delay: invalid seconds value: 'nan'"),
+        ({"mode": "slow", "value": "nan"}, "argument --delay: 'nan' is not a finite number"),
         ({"mode": "error", "value": "502", "for": "soon"}, "argument --for: 'soon' is not"),
         ({"mode": "fail-next", "value": ""}, "fail-next needs N"),
         ({"mode": "reboot"}, "unknown mode 'reboot'; choose one of error, slow"),
@@ -234,6 +234,40 @@ def test_unparseable_input_is_an_error_on_the_page_and_writes_nothing(staff, for
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert any(e.startswith(error) for e in response.json()["errors"]), response.json()
     assert not Outage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("form", "argv"),
+    [
+        ({"mode": "fail-next", "value": "1e30"}, ["fail-next", "1e30"]),
+        ({"mode": "fail-next", "value": "1" + "0" * 30}, ["fail-next", "1" + "0" * 30]),
+        ({"mode": "fail-next", "value": "\u00b2"}, ["fail-next", "\u00b2"]),
+        ({"mode": "fail-next", "value": "\u0661\u0662"}, ["fail-next", "\u0661\u0662"]),
+        ({"mode": "error", "value": "502", "for": "1e15"}, ["error", "--for", "1e15"]),
+        ({"mode": "error", "value": "502", "for": "\u0661"}, ["error", "--for", "\u0661"]),
+        ({"mode": "truncate", "value": "1e20"}, ["truncate", "--bytes", "1e20"]),
+        ({"mode": "truncate", "value": "9" * 20}, ["truncate", "--bytes", "9" * 20]),
+        ({"mode": "slow", "value": "1e308"}, ["slow", "--delay", "1e308"]),
+        ({"mode": "drip", "value": "3601"}, ["drip", "--interval", "3601"]),
+        ({"mode": "error", "value": "9" * 30}, ["error", "--status", "9" * 30]),
+        (
+            {"mode": "slow-bytes", "value": "1000000001"},
+            ["slow-bytes", "--bytes-per-second", "1000000001"],
+        ),
+        ({"mode": "reset", "value": "\u00b2"}, ["reset", "--after-bytes", "\u00b2"]),
+    ],
+)
+def test_out_of_bounds_values_are_a_400_with_the_commands_message_and_change_nothing(
+    staff, form, argv
+):
+    call_command("simulate_outage", "error", "--status", "503")
+    before = Outage.objects.values().get()
+    with pytest.raises(CommandError) as command:
+        call_command("simulate_outage", *argv)
+    response = csrf_post(staff, START, form)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "; ".join(response.json()["errors"]) == str(command.value)
+    assert Outage.objects.values().get() == before
 
 
 def test_without_outage_simulation_starting_is_refused_as_the_command_does(staff, settings):
