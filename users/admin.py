@@ -7,8 +7,10 @@ shows the active one read-only and ends it, so nobody hand-edits an invalid faul
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import transaction
 from django.http import HttpRequest
 
+from users.fault_proxy import fault_proxies_sync
 from users.models import Outage, User
 from users.outages import outage_describe, outage_is_active
 
@@ -36,6 +38,7 @@ class OutageAdmin(admin.ModelAdmin):
     @admin.action(description="End the simulated outage")
     def end_outage(self, request: HttpRequest, queryset: object) -> None:
         ended = queryset.delete()[0]  # type: ignore[attr-defined]
+        transaction.on_commit(fault_proxies_sync)
         self.message_user(request, f"Ended {ended} simulated outage(s).")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -61,3 +61,17 @@ class Outage(models.Model):
 
     def __str__(self) -> str:
         return f"simulated {self.mode}"
+
+
+class FaultProxyControl(models.Model):
+    """A running fault proxy's control address. ``simulate_outage`` (and the page) tell each
+    one of a new fault and wait for its answer, so ``down`` and its end are in force before
+    the command returns (``users.fault_proxy.fault_proxies_sync``).
+    """
+
+    address = models.CharField(max_length=300, unique=True, help_text="host:port")
+    token = models.CharField(max_length=64, help_text="what the proxy expects: proves it is it")
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"fault proxy control at {self.address}"

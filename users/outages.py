@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from users.fault_proxy import fault_proxies_sync
 from users.models import Outage
 
 Mode = Outage.Mode
@@ -172,7 +174,11 @@ def fault_spec_parse(
 
 
 def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:
-    """Replace any fault with ``spec``; raises ``ValueError`` (and writes nothing) if invalid."""
+    """Replace any fault with ``spec``; raises ``ValueError`` (and writes nothing) if invalid.
+
+    In force for every request that starts after this returns, in Users (which reads the row
+    per request) as in the fault proxies (told, and waited for: ``fault_proxies_sync``).
+    """
     problems = spec.problems()
     if problems:
         raise ValueError("; ".join(problems))
@@ -192,12 +198,14 @@ def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:
             "hits": 0,
         },
     )
+    transaction.on_commit(fault_proxies_sync)  # the proxies apply it before we return
     return outage
 
 
 def outage_clear() -> bool:
     """End the fault; ``True`` if there was one."""
     deleted, _ = Outage.objects.filter(pk=Outage.SINGLETON).delete()
+    transaction.on_commit(fault_proxies_sync)
     return bool(deleted)
 
 
