@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from users.models import Outage
-from users.outages import fault_spec_parse, outage_start
+from users.outages import fault_spec_parse, outage_start, parse_replica
 
 #: What ``simulate_outage`` says when simulation is off; the page says the same.
 SIMULATION_OFF = (
@@ -48,6 +48,17 @@ MAIN_ARGUMENT: Mapping[str, Argument] = {
 }
 
 
+def fault_replica(data: Mapping[str, str]) -> tuple[int | None, list[str]]:
+    """The form's ``target``: ``None`` for all replicas (the default), or a replica number;
+    what is wrong with it, as the command says it, if anything.
+    """
+    target = (data.get("target") or "").strip()
+    try:
+        return (None if target == "all" else parse_replica(target)), []
+    except ValueError as exc:
+        return None, [str(exc)]
+
+
 def fault_modes() -> list[dict[str, Any]]:
     """The controls to draw: every mode, with its main argument if it has one."""
     modes = []
@@ -60,13 +71,17 @@ def fault_modes() -> list[dict[str, Any]]:
 def fault_start_from_form(data: Mapping[str, str]) -> tuple[Outage | None, list[str]]:
     """Start the fault the form describes: the outage, or ``None`` and what is wrong.
 
-    ``data``: ``mode``, ``value`` (the main argument) and ``for`` (seconds, optional).
+    ``data``: ``mode``, ``value`` (the main argument), ``for`` (seconds, optional) and
+    ``target`` (``all``, the default, or a replica number).
     """
     if not settings.OUTAGE_SIMULATION:
         return None, [SIMULATION_OFF]
     mode = data.get("mode", "")
     text: dict[str, str | None] = {"duration": (data.get("for") or "").strip() or None}
     flags = {"duration": "--for"}
+    target = (data.get("target") or "").strip()
+    if target != "all":
+        text["replica"] = target or None
     argument = MAIN_ARGUMENT.get(mode)
     if argument is not None:
         raw = (data.get("value") or "").strip()

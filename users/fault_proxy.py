@@ -86,12 +86,13 @@ class FaultSource(Protocol):
 
 
 class DatabaseFaults:
-    """The ``users.Outage`` row, as ``simulate_outage`` wrote it; nothing where
-    ``OUTAGE_SIMULATION`` is off.
+    """The ``users.Outage`` rows, as ``simulate_outage`` wrote them: those ``replica`` obeys
+    (its own, else the one for all replicas); nothing where ``OUTAGE_SIMULATION`` is off.
     """
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, *, replica: int = 1) -> None:
         self.rng = rng
+        self.replica = replica
 
     def request_fault(self) -> Fault | None:
         return _fresh_on_error(self._request_fault)
@@ -116,7 +117,7 @@ class DatabaseFaults:
 
         if not settings.OUTAGE_SIMULATION:
             return None
-        outage = outage_active()
+        outage = outage_active(replica=self.replica)
         if outage is None or outage.mode not in TRANSPORT_MODES:
             return None  # healthy, or an HTTP fault: Users' middleware serves those
         if outage.mode == Mode.DOWN:
@@ -132,7 +133,7 @@ class DatabaseFaults:
 
         if not settings.OUTAGE_SIMULATION:
             return False
-        outage = outage_active()
+        outage = outage_active(replica=self.replica)
         return outage is not None and outage.mode == Mode.DOWN
 
 

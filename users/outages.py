@@ -1,8 +1,12 @@
 """Simulated outages of the Users API: start, inspect, end, and decide per request.
 
-The state is one database row, so ``manage.py simulate_outage`` in one process changes
+The state is database rows, so ``manage.py simulate_outage`` in one process changes
 what the running servers do on their next request, with no restart. A fault given a
 duration stores its expiry time and so ends by itself even if nobody runs ``clear``.
+
+A fault targets every Users replica (the default) or one. A fault for all replaces every
+fault; one for replica N replaces only N's; a replica obeys its own active fault if it has
+one, else the one for all (``outage_active``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ MAX_DURATION = 86_400.0  # seconds: --for
 MAX_RETRY_AFTER = 86_400  # seconds
 MAX_COUNT = 1_000_000  # fail-next's N
 MAX_BYTES = 1_000_000_000  # reset/truncate byte counts, slow-bytes' bytes per second
+MAX_REPLICA = 99  # replica numbers: 1..99
 
 # ASCII digits only: int() and float() also take '١٢' (Arabic-Indic digits) and '1_0'.
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -70,6 +75,22 @@ def parse_seconds(raw: str) -> float:
     return value
 
 
+def parse_replica(raw: str | None) -> int | None:
+    """``--replica``'s text: ``None`` (every replica) or a replica number, else ``ValueError``
+    with the message ``FaultSpec.problems`` gives.
+    """
+    if raw is None or not raw.strip():
+        return None
+    try:
+        replica = parse_int(raw)
+    except ValueError as exc:
+        raise ValueError(f"argument --replica: {exc}") from None
+    problems = FaultSpec(mode=Mode.ERROR, replica=replica).problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    return replica
+
+
 #: How each ``FaultSpec`` field is read from text, by the command and the page alike.
 FIELD_PARSERS: Mapping[str, Callable[[str], object]] = {
     "status": parse_int,
@@ -79,6 +100,7 @@ FIELD_PARSERS: Mapping[str, Callable[[str], object]] = {
     "count": parse_int,
     "duration": parse_seconds,
     "size": parse_int,
+    "replica": parse_int,
 }
 
 
@@ -97,6 +119,7 @@ class FaultSpec:
     count: int | None = None
     duration: float | None = None
     size: int | None = None
+    replica: int | None = None  # the one Users replica to fault; None: every replica
 
     def problems(self) -> list[str]:
         """What is wrong with this spec, in words a person can act on; empty if nothing."""
@@ -127,6 +150,10 @@ class FaultSpec:
             found.append(f"a byte count must not be negative; got {self.size}")
         if self.duration is not None and self.duration <= 0:
             found.append(f"--for must be a positive number of seconds; got {self.duration:g}")
+        if self.replica is not None and not 1 <= self.replica <= MAX_REPLICA:
+            found.append(
+                f"--replica must be a replica number, 1..{MAX_REPLICA}; got {self.replica}"
+            )
         return found
 
     def _bound_problems(self) -> list[str]:
@@ -183,9 +210,19 @@ def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:
     if problems:
         raise ValueError("; ".join(problems))
     now = now or timezone.now()
+    with transaction.atomic():
+        if spec.replica is None:  # a fault for all replaces every fault
+            Outage.objects.exclude(pk=Outage.SINGLETON).delete()
+        outage = _outage_write(spec, now)
+    transaction.on_commit(fault_proxies_sync)  # the proxies apply it before we return
+    return outage
+
+
+def _outage_write(spec: FaultSpec, now: datetime) -> Outage:
     outage, _ = Outage.objects.update_or_create(
-        pk=Outage.SINGLETON,
+        pk=Outage.pk_for(spec.replica),
         defaults={
+            "replica": spec.replica,
             "mode": spec.mode,
             "status": spec.status,
             "retry_after": spec.retry_after,
@@ -198,20 +235,27 @@ def outage_start(*, spec: FaultSpec, now: datetime | None = None) -> Outage:
             "hits": 0,
         },
     )
-    transaction.on_commit(fault_proxies_sync)  # the proxies apply it before we return
     return outage
 
 
-def outage_clear() -> bool:
-    """End the fault; ``True`` if there was one."""
-    deleted, _ = Outage.objects.filter(pk=Outage.SINGLETON).delete()
+def outage_clear(*, replica: int | None = None) -> bool:
+    """End every fault, or only ``replica``'s own; ``True`` if there was one."""
+    rows = Outage.objects.all() if replica is None else Outage.objects.filter(replica=replica)
+    deleted, _ = rows.delete()
     transaction.on_commit(fault_proxies_sync)
     return bool(deleted)
 
 
-def outage_get() -> Outage | None:
-    """The stored fault, active or not (expired, or fail-next used up)."""
-    return Outage.objects.filter(pk=Outage.SINGLETON).first()
+def outage_get(*, replica: int | None = None) -> Outage | None:
+    """The stored fault for every replica, or ``replica``'s own: active or not (expired,
+    or fail-next used up).
+    """
+    return Outage.objects.filter(pk=Outage.pk_for(replica)).first()
+
+
+def outage_list() -> list[Outage]:
+    """Every stored fault: the one for all replicas first, then each replica's."""
+    return list(Outage.objects.order_by("pk"))
 
 
 def outage_is_active(outage: Outage, *, now: datetime | None = None) -> bool:
@@ -221,9 +265,17 @@ def outage_is_active(outage: Outage, *, now: datetime | None = None) -> bool:
     return not (outage.mode == Mode.FAIL_NEXT and not outage.remaining)
 
 
-def outage_active() -> Outage | None:
-    outage = outage_get()
-    return outage if outage is not None and outage_is_active(outage) else None
+def outage_active(*, replica: int | None = None) -> Outage | None:
+    """The fault ``replica`` serves now: its own if active, else the one for all replicas
+    (``None``: only the one for all), in one query.
+    """
+    keys = {Outage.SINGLETON, Outage.pk_for(replica)}
+    stored = sorted(Outage.objects.filter(pk__in=keys), key=lambda o: o.pk, reverse=True)
+    return next((outage for outage in stored if outage_is_active(outage)), None)
+
+
+def outage_target(outage: Outage) -> str:
+    return "all replicas" if outage.replica is None else f"replica {outage.replica}"
 
 
 def outage_hits_request(outage: Outage, *, rng: random.Random | None = None) -> bool:
@@ -244,10 +296,17 @@ def outage_hits_request(outage: Outage, *, rng: random.Random | None = None) -> 
     return True
 
 
-def outage_describe(outage: Outage | None, *, now: datetime | None = None) -> str:
-    """One line for ``simulate_outage status`` and the admin."""
+def outage_describe(
+    outage: Outage | None, *, now: datetime | None = None, targeted: bool = False
+) -> str:
+    """One line for ``simulate_outage status`` and the admin; ``targeted``: led by the
+    replicas it targets (``All replicas: ...``), for when faults differ by replica.
+    """
     if outage is None:
         return "No simulated outage: Users is healthy."
+    if targeted:
+        line = outage_describe(outage, now=now)
+        return f"{outage_target(outage).capitalize()}: {line}"
     now = now or timezone.now()
     what = {
         Mode.ERROR: f"error {outage.status}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import socket
 import socketserver
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from dashboard.faults import fault_start_from_form
@@ -470,3 +471,49 @@ def test_a_wrong_token_gets_no_answer_and_changes_nothing(start_proxy):
         sock.sendall(b"not-the-token\n")
         assert sock.recv(16) == b""
     assert not refused(proxy.port)
+
+
+# -- several Users replicas ------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_proxy_obeys_its_replicas_fault_else_the_one_for_all():
+    call_command("simulate_outage", "truncate", "--bytes", "5", verbosity=0)
+    call_command("simulate_outage", "--replica", "2", "hang", verbosity=0)
+    call_command("simulate_outage", "--replica", "3", "down", verbosity=0)
+    assert DatabaseFaults(replica=1).request_fault() == Fault("truncate", 5)
+    assert DatabaseFaults(replica=2).request_fault() == Fault("hang")
+    assert [DatabaseFaults(replica=r).is_down() for r in (1, 2, 3)] == [False, False, True]
+    call_command("simulate_outage", "--replica", "2", "clear", verbosity=0)
+    assert DatabaseFaults(replica=2).request_fault() == Fault("truncate", 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_down_for_one_replica_refuses_at_its_proxy_only_the_moment_the_command_returns(
+    start_proxy,
+):
+    first, second = (start_proxy(DatabaseFaults(replica=r), poll_interval=3600.0) for r in (1, 2))
+    call_command("simulate_outage", "--replica", "2", "down", verbosity=0)
+    assert refused(second.port)
+    assert exchange(first.port) == (RESPONSE, "complete")
+    call_command("simulate_outage", "--replica", "1", "reset", verbosity=0)
+    assert exchange(first.port) == (b"", "reset")
+    assert refused(second.port)
+    call_command("simulate_outage", "clear", verbosity=0)
+    assert exchange(second.port) == (RESPONSE, "complete")
+    assert exchange(first.port) == (RESPONSE, "complete")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--replica", "0"], "--replica must be 1..99; got 0"),
+        (["--replica", "\u00b2"], "argument --replica: invalid int value: '\u00b2'"),
+        (["--max-connections", "\u0661\u0662"], "argument --max-connections: invalid int"),
+        (["--listen", "127.0.0.1:\u00b2"], "'127.0.0.1:\u00b2' is not HOST:PORT"),
+    ],
+)
+def test_the_commands_bad_arguments_are_one_line(argv, message):
+    with pytest.raises(CommandError, match=re.escape(message)) as raised:
+        call_command("fault_proxy", *argv)
+    assert "\n" not in str(raised.value)

@@ -268,3 +268,96 @@ def test_users_itself_ignores_transport_faults(client):
         run(*args)
         assert client.get("/users/1").status_code == 200
     assert stored().hits == 0
+
+
+# -- several Users replicas ------------------------------------------------------------
+
+
+def faults() -> dict[int | None, str]:
+    """Every stored fault: its target (``None``: all replicas) -> its mode."""
+    return {o.replica: o.mode for o in Outage.objects.order_by("pk")}
+
+
+def test_a_fault_for_one_replica_leaves_the_others_and_says_whom_it_hits():
+    run("error")
+    assert run("--replica", "2", "error", "--status", "503") == (
+        "Replica 2: Simulated outage active: error 503; until cleared; 0 request(s) hit.\n"
+    )
+    run("--replica", "3", "hang")
+    run("--replica", "2", "slow", "--delay", "1")  # replaces replica 2's only
+    assert faults() == {None: "error", 2: "slow", 3: "hang"}
+
+
+def test_a_fault_for_all_replaces_every_fault():
+    run("--replica", "2", "error")
+    run("--replica", "3", "down")
+    run("slow", "--delay", "1")
+    assert faults() == {None: "slow"}
+    assert stored().mode == "slow"  # the row it always was
+
+
+def test_status_lists_every_fault_with_its_target_and_one_line_for_one_fault():
+    run("error", "--status", "503")
+    assert run("status") == (
+        "Simulated outage active: error 503; until cleared; 0 request(s) hit.\n"
+    )
+    run("--replica", "2", "down")
+    assert run("status").splitlines() == [
+        "All replicas: Simulated outage active: error 503; until cleared; 0 request(s) hit.",
+        "Replica 2: Simulated outage active: down, connections refused (through the fault"
+        " proxy); until cleared; refused connections are not counted.",
+    ]
+    assert run("--replica", "2", "status").startswith("Replica 2: Simulated outage active: down")
+    assert run("--replica", "3", "status").startswith("Replica 3: Simulated outage active: error")
+
+
+def test_clear_clears_every_fault_and_replica_clear_only_its_own():
+    run("error")
+    run("--replica", "2", "down")
+    run("--replica", "3", "hang")
+    assert run("--replica", "2", "clear") == "Cleared.\n"
+    assert faults() == {None: "error", 3: "hang"}
+    assert run("--replica", "2", "clear") == "Nothing to clear.\n"
+    assert run("clear") == "Cleared.\n"
+    assert faults() == {}
+
+
+@pytest.mark.parametrize(
+    ("replica", "message"),
+    [
+        ("0", "--replica must be a replica number, 1..99; got 0"),
+        ("100", "--replica must be a replica number, 1..99; got 100"),
+        ("\u00b2", "argument --replica: invalid int value: '\u00b2'"),
+        ("two", "argument --replica: invalid int value: 'two'"),
+    ],
+)
+@pytest.mark.parametrize("mode", [["error"], ["clear"], ["status"]])
+def test_a_bad_replica_is_one_command_error_line_and_changes_nothing(replica, message, mode):
+    run("error")
+    run("--replica", "2", "hang")
+    with pytest.raises(CommandError) as raised:
+        run("--replica", replica, *mode)
+    assert str(raised.value) == message
+    assert faults() == {None: "error", 2: "hang"}
+
+
+@pytest.mark.parametrize(
+    ("this_replica", "expected"),
+    [(1, [503, 503]), (2, [502, 502]), (3, [200, 200])],
+)
+def test_users_obeys_its_own_fault_else_the_one_for_all(client, settings, this_replica, expected):
+    settings.USERS_REPLICA = this_replica
+    run("error", "--status", "503")
+    run("--replica", "2", "fail-next", "2")  # replica 2: its own, then (used up) all's
+    run("--replica", "3", "down")  # a transport fault: the proxy's; Users answers
+    assert [client.get("/users/1").status_code for _ in expected] == expected
+    if this_replica == 2:
+        assert client.get("/users/1").status_code == 503  # its own ended: all's again
+
+
+def test_a_replicas_fault_never_hits_another_replica(client, settings):
+    run("--replica", "2", "error")
+    for replica in (1, 3):
+        settings.USERS_REPLICA = replica
+        assert client.get("/users/1").status_code == 200
+    assert Outage.objects.get().hits == 0

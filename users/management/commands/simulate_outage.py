@@ -17,10 +17,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from users.outages import (
     FIELD_PARSERS,
     fault_spec_parse,
+    outage_active,
     outage_clear,
     outage_describe,
     outage_get,
+    outage_list,
     outage_start,
+    parse_replica,
 )
 
 #: The flag naming a ``FaultSpec`` field in messages, where it is not ``--field-name``.
@@ -36,6 +39,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--replica",
+            metavar="N",
+            help=(
+                "before MODE: fault (or clear, or show) only Users replica N; a replica obeys"
+                " its own fault, else the one for all. Default: every replica (a fault for"
+                " all replaces every fault)"
+            ),
+        )
         modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
 
         def fault(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -104,16 +116,17 @@ class Command(BaseCommand):
         )
         slow_bytes.add_argument("--rate", default="1", help="fraction of requests hit")
 
-        modes.add_parser("status", help="show the active fault, time left and requests hit")
-        modes.add_parser("clear", help="end the fault now")
+        modes.add_parser("status", help="show each fault and its target, time left, requests hit")
+        modes.add_parser("clear", help="end every fault now (--replica N: only N's own)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         mode = options["mode"]
+        replica = self._replica(options["replica"])
         if mode == "status":
-            self.stdout.write(outage_describe(outage_get()))
+            self.stdout.write(self._status(replica))
             return
         if mode == "clear":
-            had = outage_clear()
+            had = outage_clear(replica=replica)
             self._say(options, self.style.SUCCESS("Cleared." if had else "Nothing to clear."))
             return
         if not settings.OUTAGE_SIMULATION:
@@ -135,7 +148,27 @@ class Command(BaseCommand):
             outage = outage_start(spec=spec)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self._say(options, self.style.SUCCESS(outage_describe(outage)))
+        self._say(options, self.style.SUCCESS(outage_describe(outage, targeted=bool(replica))))
+
+    @staticmethod
+    def _replica(raw: str | None) -> int | None:
+        try:
+            return parse_replica(raw)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+
+    @staticmethod
+    def _status(replica: int | None) -> str:
+        """Today's one line while one fault targets all replicas; else one line per fault
+        led by its target, or with ``--replica N`` the fault N obeys.
+        """
+        if replica is not None:
+            outage = outage_active(replica=replica) or outage_get(replica=replica)
+            return f"Replica {replica}: {outage_describe(outage)}"
+        faults = outage_list()
+        if all(outage.replica is None for outage in faults):
+            return outage_describe(faults[0] if faults else None)
+        return "\n".join(outage_describe(outage, targeted=True) for outage in faults)
 
     def _say(self, options: dict[str, Any], message: str) -> None:
         """Confirmations respect ``--verbosity 0``; ``status`` always answers."""
