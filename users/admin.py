@@ -12,7 +12,7 @@ from django.http import HttpRequest
 
 from users.fault_proxy import fault_proxies_sync
 from users.models import Outage, User
-from users.outages import outage_describe, outage_is_active
+from users.outages import outage_describe, outage_is_active, outage_target
 
 
 @admin.register(User)
@@ -23,9 +23,13 @@ class UserAdmin(admin.ModelAdmin):
 
 @admin.register(Outage)
 class OutageAdmin(admin.ModelAdmin):
-    list_display = ("mode", "summary", "active", "hits", "started_at", "expires_at")
+    list_display = ("mode", "target", "summary", "active", "hits", "started_at", "expires_at")
     readonly_fields = [f.name for f in Outage._meta.fields]
     actions = ["end_outage"]
+
+    @admin.display(description="Users replicas")
+    def target(self, outage: Outage) -> str:
+        return outage_target(outage)
 
     @admin.display(description="what it does")
     def summary(self, outage: Outage) -> str:

@@ -2,6 +2,7 @@
 
 ``make run`` starts it on the address Orders calls (:8202), forwarding to Users (:8200),
 whose own port stays reachable directly. See ``users.fault_proxy`` for what each fault does.
+With several Users replicas, each has its own proxy, told its number with ``--replica``.
 """
 
 from __future__ import annotations

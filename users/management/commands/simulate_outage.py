@@ -4,6 +4,7 @@ The fault is written to the database; every Users server process applies it from
 next request on. Faults given ``--for`` end by themselves. The transport faults (down,
 reset, hang, truncate, slow-bytes) are served by the fault proxy in front of Users
 (``manage.py fault_proxy``, started by ``make run``), which reads the same row.
+``--replica N`` (before the mode) faults, clears or shows one Users replica only.
 """
 
 from __future__ import annotations
