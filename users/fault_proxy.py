@@ -18,12 +18,13 @@ the proxy forwards to Users, breaking the connection the way the stored fault sa
 The fault is read from the database on every request (the first bytes a client sends after
 a response began, or on a new connection: HTTP/1.1 clients do not pipeline; a body sent after
 a ``100 Continue`` would count as a request of its own), as Users' middleware reads it, so a
-fault applies from the next request. ``down`` has no request to wait for: a refusal must be
-in place before the connection is attempted. So ``simulate_outage`` tells every running proxy
-of a change, through a control socket each registers in the database
-(``FaultProxyControl``), and returns only once each has answered that it has applied it
-(``fault_proxies_sync``): no window in which a request sent after the command meets the old
-listening state. A poll every ``poll_interval`` remains, for what nobody announces: the end
+fault applies from the next request, kept-alive connections included. ``down`` cannot be
+read that way: the kernel refuses a connection before the proxy could read anything, so the
+listening state must change before the next connection is attempted. Hence, rather than a
+faster poll (still a window), ``simulate_outage`` tells every running proxy of a change
+through a control socket each registers in the database (``FaultProxyControl``), and returns
+only once each has answered that it has applied it (``fault_proxies_sync``): no request sent
+after the command meets the old listening state. A poll every ``poll_interval`` remains, for what nobody announces: the end
 of ``--for``, a proxy that missed a message. Requests hit are counted in the same ``hits``
 column, atomically.
 Bounded: at most ``max_connections`` client connections (more are reset at once) and one
