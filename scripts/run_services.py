@@ -48,6 +48,13 @@ PROXY_READY = (b"fault proxy ", b" listening, forwarding to ", b" not listening:
 REPLICA_PORT_STEP = 10
 
 
+def whole_number(raw: str) -> int:
+    """ASCII digits only: ``int()`` alone also takes '١٢'."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid int value: {raw!r}")
+    return int(raw)
+
+
 def replica_ports(first: int, replicas: int) -> list[int]:
     return [first + REPLICA_PORT_STEP * i for i in range(replicas)]
 
@@ -128,12 +135,12 @@ def settings_problem(env: dict[str, str]) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users-port", type=int, default=8200)
-    parser.add_argument("--orders-port", type=int, default=8201)
-    parser.add_argument("--proxy-port", type=int, default=8202)
+    parser.add_argument("--users-port", type=whole_number, default=8200)
+    parser.add_argument("--orders-port", type=whole_number, default=8201)
+    parser.add_argument("--proxy-port", type=whole_number, default=8202)
     parser.add_argument(
         "--users-replicas",
-        type=int,
+        type=whole_number,
         default=1,
         metavar="N",
         help="Users replicas, each with its own fault proxy (default 1)",
@@ -172,6 +179,9 @@ def main() -> int:
         )
     if len(set(ports.values())) < len(ports):
         print(f"The ports must differ: {ports}", file=sys.stderr)
+        return 1
+    if not all(1 <= port <= 65535 for port in ports.values()):
+        print(f"The ports must be 1..65535: {ports}", file=sys.stderr)
         return 1
     for name, port in ports.items():
         if port_taken(args.host, port):
