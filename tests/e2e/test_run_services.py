@@ -217,3 +217,16 @@ def test_a_taken_replica_port_is_one_line_before_anything_starts(tmp_path, sqlit
     assert line.startswith(f"Port {proxy + 20} (proxy3) on 127.0.0.1 is already in use")
     assert "make run PROXY_PORT=<port>" in line
     assert all(refuses(port) for port in (users, users + 10, users + 20, orders, proxy))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--users-replicas", "0"], "--users-replicas must be 1..99; got 0"),
+        (["--users-replicas", "3", "--users-port", "65530"], "The ports must be 1..65535"),
+    ],
+)
+def test_impossible_replica_settings_are_one_line(tmp_path, sqlite_template, extra, message):
+    env = launcher_env(tmp_path, sqlite_template)
+    command = [*argv(free_port(), free_port(), free_port()), *extra]
+    assert refused_in_one_line(command, env).startswith(message)
