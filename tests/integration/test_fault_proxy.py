@@ -521,3 +521,24 @@ def test_the_commands_bad_arguments_are_one_line(argv, message):
     with pytest.raises(CommandError, match=re.escape(message)) as raised:
         call_command("fault_proxy", *argv)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_proxy_that_does_not_answer_is_named_and_kept(monkeypatch, caplog):
+    """A stalled proxy (here: a listener that never answers) costs the command a bounded
+    wait and a warning; its registration stays, since it may yet be alive.
+    """
+    monkeypatch.setattr("users.fault_proxy.SYNC_TIMEOUT", 0.2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        FaultProxyControl.objects.create(address=address, token="t")  # noqa: S106
+        logger = logging.getLogger("users.fault_proxy")  # it does not propagate
+        logger.addHandler(caplog.handler)
+        try:
+            assert fault_proxies_sync() == [address]
+        finally:
+            logger.removeHandler(caplog.handler)
+    assert f"fault proxy at {address} did not confirm" in caplog.text
+    assert FaultProxyControl.objects.filter(address=address).exists()
