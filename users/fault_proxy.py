@@ -24,9 +24,9 @@ listening state must change before the next connection is attempted. Hence, rath
 faster poll (still a window), ``simulate_outage`` tells every running proxy of a change
 through a control socket each registers in the database (``FaultProxyControl``), and returns
 only once each has answered that it has applied it (``fault_proxies_sync``): no request sent
-after the command meets the old listening state. A poll every ``poll_interval`` remains, for what nobody announces: the end
-of ``--for``, a proxy that missed a message. Requests hit are counted in the same ``hits``
-column, atomically.
+after the command meets the old listening state. A poll every ``poll_interval`` remains,
+for what nobody announces: the end of ``--for``, a proxy that missed a message. Requests hit
+are counted in the same ``hits`` column, atomically.
 Bounded: at most ``max_connections`` client connections (more are reset at once) and one
 read buffer (``CHUNK``) per direction per connection, with back-pressure.
 """
