@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 USERS_PORT ?= 8200
 ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
+# Users replicas, each with its own fault proxy (ports + 10 each): make run USERS_REPLICAS=3
+USERS_REPLICAS ?= 1
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
 	browser mutation
@@ -26,12 +28,12 @@ setup: $(VENV)/.installed
 
 ## run: both services and the fault proxy between them, logs interleaved; Ctrl-C stops all
 run: setup
-	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT)
+	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT) --users-replicas $(USERS_REPLICAS)
 
 ## serve: both services under gunicorn (threads), production settings: needs DJANGO_SECRET_KEY
 ## (the fault proxy only with FAULT_PROXY=1)
 serve: setup
-	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT)
+	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT) --users-replicas $(USERS_REPLICAS)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes, a browser)
 test: setup lint browser

@@ -8,27 +8,19 @@ page shows the command's own error messages and writes nothing when they apply.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from users.models import Outage
-from users.outages import FaultSpec, outage_start
+from users.outages import fault_spec_parse, outage_start, parse_replica
 
 #: What ``simulate_outage`` says when simulation is off; the page says the same.
 SIMULATION_OFF = (
     "Outage simulation is off here; it is on with DJANGO_DEBUG=1 or OUTAGE_SIMULATION=1."
 )
-
-
-def _seconds(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError(raw)
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +29,8 @@ class Argument:
 
     field: str
     flag: str
-    parse: Callable[[str], Any]
     default: str
-    what: str  # "int" or "seconds", for the error message and the input's step
+    what: str  # "int" or "seconds", for the input's step
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "flag": self.flag, "default": self.default, "what": self.what}
@@ -47,14 +38,25 @@ class Argument:
 
 #: Each mode's main argument (the command's flag). A mode not listed takes none.
 MAIN_ARGUMENT: Mapping[str, Argument] = {
-    "error": Argument("status", "--status", int, "502", "int"),
-    "slow": Argument("delay", "--delay", _seconds, "3", "seconds"),
-    "fail-next": Argument("count", "N", int, "2", "int"),
-    "drip": Argument("delay", "--interval", _seconds, "0.5", "seconds"),
-    "reset": Argument("size", "--after-bytes", int, "0", "int"),
-    "truncate": Argument("size", "--bytes", int, "0", "int"),
-    "slow-bytes": Argument("size", "--bytes-per-second", int, "50", "int"),
+    "error": Argument("status", "--status", "502", "int"),
+    "slow": Argument("delay", "--delay", "3", "seconds"),
+    "fail-next": Argument("count", "N", "2", "int"),
+    "drip": Argument("delay", "--interval", "0.5", "seconds"),
+    "reset": Argument("size", "--after-bytes", "0", "int"),
+    "truncate": Argument("size", "--bytes", "0", "int"),
+    "slow-bytes": Argument("size", "--bytes-per-second", "50", "int"),
 }
+
+
+def fault_replica(data: Mapping[str, str]) -> tuple[int | None, list[str]]:
+    """The form's ``target``: ``None`` for all replicas (the default), or a replica number;
+    what is wrong with it, as the command says it, if anything.
+    """
+    target = (data.get("target") or "").strip()
+    try:
+        return (None if target == "all" else parse_replica(target)), []
+    except ValueError as exc:
+        return None, [str(exc)]
 
 
 def fault_modes() -> list[dict[str, Any]]:
@@ -69,33 +71,28 @@ def fault_modes() -> list[dict[str, Any]]:
 def fault_start_from_form(data: Mapping[str, str]) -> tuple[Outage | None, list[str]]:
     """Start the fault the form describes: the outage, or ``None`` and what is wrong.
 
-    ``data``: ``mode``, ``value`` (the main argument) and ``for`` (seconds, optional).
+    ``data``: ``mode``, ``value`` (the main argument), ``for`` (seconds, optional) and
+    ``target`` (``all``, the default, or a replica number).
     """
     if not settings.OUTAGE_SIMULATION:
         return None, [SIMULATION_OFF]
     mode = data.get("mode", "")
-    errors: list[str] = []
-    fields: dict[str, Any] = {}
+    text: dict[str, str | None] = {"duration": (data.get("for") or "").strip() or None}
+    flags = {"duration": "--for"}
+    target = (data.get("target") or "").strip()
+    if target != "all":
+        text["replica"] = target or None
     argument = MAIN_ARGUMENT.get(mode)
-    raw = (data.get("value") or "").strip()
     if argument is not None:
+        raw = (data.get("value") or "").strip()
         if not raw:
-            errors.append(f"{mode} needs {argument.flag}")
-        else:
-            try:
-                fields[argument.field] = argument.parse(raw)
-            except ValueError:
-                errors.append(f"argument {argument.flag}: invalid {argument.what} value: {raw!r}")
-    duration = (data.get("for") or "").strip()
-    if duration:
-        try:
-            fields["duration"] = _seconds(duration)
-        except ValueError:
-            errors.append(f"argument --for: {duration!r} is not a finite number of seconds")
-    if errors:
-        return None, errors
-    spec = FaultSpec(mode=mode, **fields)
+            return None, [f"{mode} needs {argument.flag}"]
+        text[argument.field] = raw
+        flags[argument.field] = argument.flag
+    spec, problems = fault_spec_parse(mode=mode, text=text, flags=flags)
+    if spec is None:  # the command's own messages, one per problem
+        return None, problems
     try:
         return outage_start(spec=spec), []
-    except ValueError as exc:  # the command's own messages, one per problem
-        return None, spec.problems() or [str(exc)]
+    except ValueError as exc:
+        return None, [str(exc)]

@@ -19,7 +19,8 @@ from django.utils import timezone
 from dashboard.faults import fault_modes
 from project.live import RECORDER
 from project.upstreams import upstream
-from users.outages import outage_describe, outage_get, outage_is_active
+from users.models import Outage
+from users.outages import outage_describe, outage_get, outage_is_active, outage_list
 
 
 def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
@@ -30,6 +31,8 @@ def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
         "pid": os.getpid(),
         "upstreams": [upstream_state(name) for name in settings.UPSTREAMS],
         "fault": fault_state(now=now),
+        "faults": faults_state(now=now),
+        "replicas": settings.USERS_REPLICAS,
         "simulation": settings.OUTAGE_SIMULATION,
         "modes": fault_modes(),
     }
@@ -78,16 +81,28 @@ def upstream_state(name: str) -> dict[str, Any]:
 
 
 def fault_state(*, now: datetime | None = None) -> dict[str, Any] | None:
-    """The stored simulated fault (active or ended), or ``None`` when there is none."""
+    """The stored simulated fault for all replicas (active or ended), or ``None``."""
     outage = outage_get()
-    if outage is None:
-        return None
+    return None if outage is None else _fault(outage, now=now or timezone.now(), targeted=False)
+
+
+def faults_state(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every stored fault with its ``target`` (``"all"`` or a replica number); each
+    ``description`` names the target once any fault is for one replica only.
+    """
     now = now or timezone.now()
+    outages = outage_list()
+    targeted = any(outage.replica is not None for outage in outages)
+    return [_fault(outage, now=now, targeted=targeted) for outage in outages]
+
+
+def _fault(outage: Outage, *, now: datetime, targeted: bool) -> dict[str, Any]:
     left = None if outage.expires_at is None else (outage.expires_at - now).total_seconds()
     return {
+        "target": "all" if outage.replica is None else outage.replica,
         "mode": outage.mode,
         "active": outage_is_active(outage, now=now),
-        "description": outage_describe(outage, now=now),
+        "description": outage_describe(outage, now=now, targeted=targeted),
         "time_left": None if left is None else round(max(0.0, left), 1),
         "hits": outage.hits,
         "started_at": outage.started_at.isoformat(),

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.faults import fault_start_from_form
+from dashboard.faults import fault_replica, fault_start_from_form
 from dashboard.state import resilience_state
 from users.outages import outage_clear, outage_describe
 
@@ -58,7 +58,12 @@ def viewers_only(*, login_redirect: bool = False) -> Callable[[View], View]:
 @never_cache
 @viewers_only(login_redirect=True)
 def page(request: HttpRequest) -> HttpResponse:
-    context = {"initial": resilience_state(), "poll_ms": POLL_MS}
+    replicas = settings.USERS_REPLICAS  # a target selector only when there are several
+    context = {
+        "initial": resilience_state(),
+        "poll_ms": POLL_MS,
+        "replica_numbers": range(1, replicas + 1) if replicas > 1 else None,
+    }
     return render(request, "dashboard/resilience.html", context)
 
 
@@ -72,16 +77,24 @@ def state(request: HttpRequest) -> JsonResponse:
 @require_POST
 @viewers_only()
 def fault_start(request: HttpRequest) -> JsonResponse:
-    """Start a fault (form fields ``mode``, ``value``, ``for``), or 400 with what is wrong."""
+    """Start a fault (form fields ``mode``, ``value``, ``for``, ``target``), or 400 with what
+    is wrong.
+    """
     outage, errors = fault_start_from_form(request.POST)
     if outage is None:
         return JsonResponse({"ok": False, "errors": errors}, status=HTTPStatus.BAD_REQUEST)
-    return JsonResponse({"ok": True, "message": outage_describe(outage)})
+    message = outage_describe(outage, targeted=outage.replica is not None)
+    return JsonResponse({"ok": True, "message": message})
 
 
 @require_POST
 @viewers_only()
 def fault_clear(request: HttpRequest) -> JsonResponse:
-    """End the fault; allowed even where simulation is off, as ``simulate_outage clear`` is."""
-    had = outage_clear()
+    """End every fault, or one replica's (``target``); allowed even where simulation is off,
+    as ``simulate_outage clear`` is.
+    """
+    replica, errors = fault_replica(request.POST)
+    if errors:
+        return JsonResponse({"ok": False, "errors": errors}, status=HTTPStatus.BAD_REQUEST)
+    had = outage_clear(replica=replica)
     return JsonResponse({"ok": True, "message": "Cleared." if had else "Nothing to clear."})

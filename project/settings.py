@@ -54,6 +54,14 @@ OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
 # larger is a 413 before it is read (project/limits.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 
+#: Users replicas ``make run USERS_REPLICAS=N`` started (the page offers a fault per replica),
+#: and which one this Users process is (its simulated faults: its own, else those for all).
+USERS_REPLICAS = env_int("USERS_REPLICAS", 1)
+USERS_REPLICA = env_int("USERS_REPLICA", 1)
+for _name, _value in (("USERS_REPLICAS", USERS_REPLICAS), ("USERS_REPLICA", USERS_REPLICA)):
+    if not 1 <= _value <= 99:
+        raise ImproperlyConfigured(f"{_name} must be 1..99; got {_value}")
+
 #: Seconds an Idempotency-Key of POST /orders/ is remembered (IETF draft: "expiry").
 IDEMPOTENCY_KEY_TTL = env_float("IDEMPOTENCY_KEY_TTL", 24 * 3600.0)
 

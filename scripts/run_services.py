@@ -8,6 +8,13 @@ calling Users through the proxy (``USERS_SERVICE_URL``, unless set). ``--server 
 ``GUNICORN_WORKERS`` and ``GUNICORN_THREADS``, with production settings, and without the
 proxy unless ``FAULT_PROXY=1``.
 
+``--users-replicas N`` (``make run USERS_REPLICAS=3``) starts N Users replicas sharing the
+database, each with its own fault proxy: replica i on ``users_port + 10*(i-1)``, its proxy
+on ``proxy_port + 10*(i-1)``, Orders calling all of them (a comma-separated
+``USERS_SERVICE_URL``). Each knows its number (``USERS_REPLICA``, ``fault_proxy --replica``),
+so ``simulate_outage --replica 2 ...`` faults replica 2 alone. Logs are prefixed ``[users1]``,
+``[proxy1]``, ...; with one replica, as ever, ``[users ]`` and ``[proxy ]``.
+
 Every port is checked before anything starts (a second ``make run`` says so in one line),
 and the banner comes once every server accepts connections.
 
@@ -35,6 +42,21 @@ from project.servers import SERVERS, server_command  # noqa: E402 - after the pa
 
 #: What the fault proxy logs once it has read the fault: listening, or refusing (``down``).
 PROXY_READY = (b"fault proxy ", b" listening, forwarding to ", b" not listening: ")
+
+
+#: Replica i's ports are the first replica's plus this times (i - 1): 8200, 8210, 8220.
+REPLICA_PORT_STEP = 10
+
+
+def whole_number(raw: str) -> int:
+    """ASCII digits only: ``int()`` alone also takes '١٢'."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid int value: {raw!r}")
+    return int(raw)
+
+
+def replica_ports(first: int, replicas: int) -> list[int]:
+    return [first + REPLICA_PORT_STEP * i for i in range(replicas)]
 
 
 def pipe(
@@ -93,7 +115,7 @@ def active_fault(env: dict[str, str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     line = done.stdout.strip()
-    return line if done.returncode == 0 and line.startswith("Simulated outage active") else None
+    return line if done.returncode == 0 and "Simulated outage active" in line else None
 
 
 def settings_problem(env: dict[str, str]) -> str | None:
@@ -113,20 +135,33 @@ def settings_problem(env: dict[str, str]) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users-port", type=int, default=8200)
-    parser.add_argument("--orders-port", type=int, default=8201)
-    parser.add_argument("--proxy-port", type=int, default=8202)
+    parser.add_argument("--users-port", type=whole_number, default=8200)
+    parser.add_argument("--orders-port", type=whole_number, default=8201)
+    parser.add_argument("--proxy-port", type=whole_number, default=8202)
+    parser.add_argument(
+        "--users-replicas",
+        type=whole_number,
+        default=1,
+        metavar="N",
+        help="Users replicas, each with its own fault proxy (default 1)",
+    )
     parser.add_argument("--server", choices=SERVERS, default="runserver")
     parser.add_argument("--host", default=os.environ.get("BIND_HOST", "127.0.0.1"))
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    replicas = args.users_replicas
+    if not 1 <= replicas <= 99:
+        print(f"--users-replicas must be 1..99; got {replicas}", file=sys.stderr)
+        return 1
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "USERS_REPLICAS": str(replicas)}
     if args.server == "runserver":
         env.setdefault("DJANGO_DEBUG", "1")  # development; gunicorn runs production settings
     # The fault proxy: always in development, in production only when asked for.
     with_proxy = env.get("FAULT_PROXY", "1" if args.server == "runserver" else "0") == "1"
-    users_via = args.proxy_port if with_proxy else args.users_port
-    env.setdefault("USERS_SERVICE_URL", f"http://127.0.0.1:{users_via}")
+    users_ports = replica_ports(args.users_port, replicas)
+    proxy_ports = replica_ports(args.proxy_port, replicas)
+    users_via = proxy_ports if with_proxy else users_ports
+    env.setdefault("USERS_SERVICE_URL", ",".join(f"http://127.0.0.1:{p}" for p in users_via))
 
     if args.server == "gunicorn":  # production settings: refuse now, in one line, if they do
         problem = settings_problem(env)
@@ -134,15 +169,23 @@ def main() -> int:
             print(problem, file=sys.stderr)
             return 1
 
-    ports = {"users": args.users_port, "orders": args.orders_port}
+    # Name -> port, in start order; a replica's number is its name's last digits.
+    numbered = replicas > 1
+    ports = {f"users{i + 1}" if numbered else "users": p for i, p in enumerate(users_ports)}
+    ports["orders"] = args.orders_port
     if with_proxy:
-        ports["proxy"] = args.proxy_port
+        ports.update(
+            {f"proxy{i + 1}" if numbered else "proxy": p for i, p in enumerate(proxy_ports)}
+        )
     if len(set(ports.values())) < len(ports):
         print(f"The ports must differ: {ports}", file=sys.stderr)
         return 1
+    if not all(1 <= port <= 65535 for port in ports.values()):
+        print(f"The ports must be 1..65535: {ports}", file=sys.stderr)
+        return 1
     for name, port in ports.items():
         if port_taken(args.host, port):
-            variable = f"{name.upper()}_PORT"
+            variable = f"{name.rstrip('0123456789').upper()}_PORT"
             print(
                 f"Port {port} ({name}) on {args.host} is already in use: is another `make run`"
                 f" running? Stop it, or choose another port: make run {variable}=<port>",
@@ -161,13 +204,17 @@ def main() -> int:
     )
     upstream_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     children: list[subprocess.Popen[bytes]] = []
-    proxy_ready = threading.Event()  # a proxy under `down` is ready but refuses connections
+    # A proxy under `down` is ready but refuses connections: it says so in its log.
+    proxy_ready = {name: threading.Event() for name in ports if name.startswith("proxy")}
     for name, port in ports.items():
-        if name == "proxy":
+        kind = name.rstrip("0123456789")
+        replica = name[len(kind) :] or "1"
+        if kind == "proxy":
             command = [
                 *(sys.executable, "manage.py", "fault_proxy"),
                 *("--listen", f"{args.host}:{port}"),
-                *("--upstream", f"{upstream_host}:{args.users_port}"),
+                *("--upstream", f"{upstream_host}:{users_ports[int(replica) - 1]}"),
+                *(("--replica", replica) if numbered else ()),
             ]
         else:
             command = server_command(
@@ -180,13 +227,15 @@ def main() -> int:
         process = subprocess.Popen(  # noqa: S603 - our own fixed command line
             command,
             cwd=ROOT,
-            env={**env, "SERVICES": name} if name != "proxy" else proxy_env,
+            env=proxy_env
+            if kind == "proxy"
+            else {**env, "SERVICES": kind, "USERS_REPLICA": replica},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # we deliver the signals, once, to the whole server
         )
         children.append(process)
-        ready = proxy_ready if name == "proxy" else None
+        ready = proxy_ready.get(name)
         threading.Thread(target=pipe, args=(f"[{name:<6}] ", process, ready), daemon=True).start()
 
     stopping = threading.Event()
@@ -205,13 +254,22 @@ def main() -> int:
         waiting = {
             name: port
             for name, port in waiting.items()
-            if not (accepting(port) or (name == "proxy" and proxy_ready.is_set()))
+            if not (accepting(port) or (name in proxy_ready and proxy_ready[name].is_set()))
         }
         if waiting:
             stopping.wait(0.1)
     if not waiting and not stopping.is_set():
         base = "http://127.0.0.1"
-        if with_proxy:
+        if numbered:
+            listed = ", ".join(f":{p}" for p in users_ports)
+            via = f", their fault proxies on {', '.join(f':{p}' for p in proxy_ports)}"
+            print(
+                f"Users replicas on {base}{listed}{via if with_proxy else ''}, Orders on"
+                f" {base}:{args.orders_port} (calling every replica"
+                f"{' through its proxy' if with_proxy else ''}); Ctrl-C stops all {len(ports)}.",
+                flush=True,
+            )
+        elif with_proxy:
             print(
                 f"Users on {base}:{args.users_port}, the fault proxy on {base}:{args.proxy_port}"
                 f" (forwarding to Users), Orders on {base}:{args.orders_port} (calling Users"

@@ -7,10 +7,12 @@ shows the active one read-only and ends it, so nobody hand-edits an invalid faul
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import transaction
 from django.http import HttpRequest
 
+from users.fault_proxy import fault_proxies_sync
 from users.models import Outage, User
-from users.outages import outage_describe, outage_is_active
+from users.outages import outage_describe, outage_is_active, outage_target
 
 
 @admin.register(User)
@@ -21,9 +23,13 @@ class UserAdmin(admin.ModelAdmin):
 
 @admin.register(Outage)
 class OutageAdmin(admin.ModelAdmin):
-    list_display = ("mode", "summary", "active", "hits", "started_at", "expires_at")
+    list_display = ("mode", "target", "summary", "active", "hits", "started_at", "expires_at")
     readonly_fields = [f.name for f in Outage._meta.fields]
     actions = ["end_outage"]
+
+    @admin.display(description="Users replicas")
+    def target(self, outage: Outage) -> str:
+        return outage_target(outage)
 
     @admin.display(description="what it does")
     def summary(self, outage: Outage) -> str:
@@ -36,6 +42,7 @@ class OutageAdmin(admin.ModelAdmin):
     @admin.action(description="End the simulated outage")
     def end_outage(self, request: HttpRequest, queryset: object) -> None:
         ended = queryset.delete()[0]  # type: ignore[attr-defined]
+        transaction.on_commit(fault_proxies_sync)
         self.message_user(request, f"Ended {ended} simulated outage(s).")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

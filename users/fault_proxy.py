@@ -18,8 +18,15 @@ the proxy forwards to Users, breaking the connection the way the stored fault sa
 The fault is read from the database on every request (the first bytes a client sends after
 a response began, or on a new connection: HTTP/1.1 clients do not pipeline; a body sent after
 a ``100 Continue`` would count as a request of its own), as Users' middleware reads it, so a
-fault applies from the next request; ``down`` is also polled, since a refusal has no
-request to wait for. Requests hit are counted in the same ``hits`` column, atomically.
+fault applies from the next request, kept-alive connections included. ``down`` cannot be
+read that way: the kernel refuses a connection before the proxy could read anything, so the
+listening state must change before the next connection is attempted. Hence, rather than a
+faster poll (still a window), ``simulate_outage`` tells every running proxy of a change
+through a control socket each registers in the database (``FaultProxyControl``), and returns
+only once each has answered that it has applied it (``fault_proxies_sync``): no request sent
+after the command meets the old listening state. A poll every ``poll_interval`` remains,
+for what nobody announces: the end of ``--for``, a proxy that missed a message. Requests hit
+are counted in the same ``hits`` column, atomically.
 Bounded: at most ``max_connections`` client connections (more are reset at once) and one
 read buffer (``CHUNK``) per direction per connection, with back-pressure.
 """
@@ -31,6 +38,7 @@ import contextlib
 import logging
 import random
 import re
+import secrets
 import socket
 import struct
 import time
@@ -71,20 +79,37 @@ class FaultSource(Protocol):
     def is_down(self) -> bool:
         """Whether connections must be refused now."""
 
+    def announce(self, address: str, token: str) -> None:
+        """Register this proxy's control ``address`` (``host:port``) to be told of changes."""
+
+    def withdraw(self, address: str) -> None:
+        """Undo ``announce``: the proxy is stopping."""
+
 
 class DatabaseFaults:
-    """The ``users.Outage`` row, as ``simulate_outage`` wrote it; nothing where
-    ``OUTAGE_SIMULATION`` is off.
+    """The ``users.Outage`` rows, as ``simulate_outage`` wrote them: those ``replica`` obeys
+    (its own, else the one for all replicas); nothing where ``OUTAGE_SIMULATION`` is off.
     """
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, *, replica: int = 1) -> None:
         self.rng = rng
+        self.replica = replica
 
     def request_fault(self) -> Fault | None:
         return _fresh_on_error(self._request_fault)
 
     def is_down(self) -> bool:
         return _fresh_on_error(self._is_down)
+
+    def announce(self, address: str, token: str) -> None:
+        from users.models import FaultProxyControl
+
+        FaultProxyControl.objects.update_or_create(address=address, defaults={"token": token})
+
+    def withdraw(self, address: str) -> None:
+        from users.models import FaultProxyControl
+
+        FaultProxyControl.objects.filter(address=address).delete()
 
     def _request_fault(self) -> Fault | None:
         from django.conf import settings
@@ -93,7 +118,7 @@ class DatabaseFaults:
 
         if not settings.OUTAGE_SIMULATION:
             return None
-        outage = outage_active()
+        outage = outage_active(replica=self.replica)
         if outage is None or outage.mode not in TRANSPORT_MODES:
             return None  # healthy, or an HTTP fault: Users' middleware serves those
         if outage.mode == Mode.DOWN:
@@ -109,7 +134,7 @@ class DatabaseFaults:
 
         if not settings.OUTAGE_SIMULATION:
             return False
-        outage = outage_active()
+        outage = outage_active(replica=self.replica)
         return outage is not None and outage.mode == Mode.DOWN
 
 
@@ -124,6 +149,38 @@ def _fresh_on_error(read: Callable[[], _T]) -> _T:
     except DatabaseError:
         connection.close()
         raise
+
+
+#: How long ``fault_proxies_sync`` waits for one proxy's answer: one database read on an
+#: event loop that does nothing slow, so only a stalled proxy (or machine) takes this long.
+SYNC_TIMEOUT = 10.0
+
+
+def fault_proxies_sync() -> list[str]:
+    """Have every running fault proxy apply the stored fault now; return when each has.
+
+    Called after a fault is written or cleared (on commit). A registration nobody answers
+    for (refused: the proxy died without withdrawing it) is deleted. Returns the addresses
+    of proxies that did not answer within ``SYNC_TIMEOUT``: those apply it at their next poll.
+    """
+    from users.models import FaultProxyControl
+
+    late = []
+    for control in FaultProxyControl.objects.all():
+        host, _, port = control.address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=SYNC_TIMEOUT) as sock:
+                sock.sendall(control.token.encode("ascii") + b"\n")
+                answer = sock.makefile("rb").readline(16)
+        except TimeoutError:
+            logger.warning("fault proxy at %s did not confirm the fault change", control.address)
+            late.append(control.address)
+            continue
+        except OSError:
+            answer = b""
+        if answer != b"ok\n":  # no proxy of ours there any more
+            control.delete()
+    return late
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
@@ -212,6 +269,8 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._db_failing = False
         self._down = False  # as last read: kept while the database cannot be read
+        self._token = secrets.token_hex(16)
+        self._following = asyncio.Lock()  # bound to serve()'s loop at first use
 
     # -- running ------------------------------------------------------------------------
 
@@ -235,6 +294,14 @@ class FaultProxy:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self.bind()
+        control = await asyncio.start_server(self._control, host=self.host, port=0)
+        port = control.sockets[0].getsockname()[1]
+        wildcard = self.host in ("0.0.0.0", "::", "")  # noqa: S104 - recognised, not bound
+        address = f"{'127.0.0.1' if wildcard else self.host}:{port}"
+        try:
+            await self._in_db(lambda: self.faults.announce(address, self._token))
+        except DatabaseError as exc:  # not told of changes: the poll still applies them
+            logger.error("fault proxy: cannot register for fault changes (%s)", exc)
         try:
             await self._follow_down()
             if not self.listening:
@@ -250,6 +317,9 @@ class FaultProxy:
                     await asyncio.wait_for(self._stopped.wait(), self.poll_interval)
                 await self._follow_down()
         finally:
+            control.close()
+            with contextlib.suppress(DatabaseError):
+                await self._in_db(lambda: self.faults.withdraw(address))
             self._stop_listening()
             tasks = [c.task for c in self._connections if c.task is not None]
             tasks += self._drains
@@ -270,8 +340,28 @@ class FaultProxy:
     async def _in_db(self, call: Callable[[], object]) -> object:
         return await asyncio.get_running_loop().run_in_executor(self._db, call)
 
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """``fault_proxies_sync`` saying the fault changed: apply it, then answer ``ok``."""
+        try:
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                line = await reader.readline()
+            if secrets.compare_digest(line.rstrip(b"\n"), self._token.encode()):
+                await self._follow_down()
+                writer.write(b"ok\n")
+                await writer.drain()
+        except (ConnectionError, OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
     async def _follow_down(self) -> None:
-        """Listen, or refuse connections, as the ``down`` fault says."""
+        """Listen, or refuse connections, as the ``down`` fault says; one read at a time,
+        so that an answer to ``fault_proxies_sync`` follows a read that began after it.
+        """
+        async with self._following:
+            await self._apply_down()
+
+    async def _apply_down(self) -> None:
         try:
             down = bool(await self._in_db(self.faults.is_down))
         except DatabaseError as exc:  # the database is away: as we were (at first: listen)

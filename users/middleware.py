@@ -41,7 +41,9 @@ def _deadline_passed(request: HttpRequest) -> HttpResponse:
 
 
 class SimulatedOutageMiddleware:
-    """Serves the fault set by ``manage.py simulate_outage``, if simulation is enabled."""
+    """Serves the fault set by ``manage.py simulate_outage``, if simulation is enabled: this
+    replica's own (``USERS_REPLICA``), else the one for all replicas.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -54,7 +56,7 @@ class SimulatedOutageMiddleware:
             return _deadline_passed(request)  # the caller has given up: do no work
         if not settings.OUTAGE_SIMULATION:
             return self.get_response(request)
-        outage = outage_active()
+        outage = outage_active(replica=settings.USERS_REPLICA)
         if outage is None or outage.mode in TRANSPORT_MODES or not outage_hits_request(outage):
             return self.get_response(request)
 

@@ -21,9 +21,11 @@ class User(models.Model):
 
 
 class Outage(models.Model):
-    """The one simulated fault (row ``pk=1``), in the database so that the command and
-    every server process agree on it; read on each Users API request, and by the fault
-    proxy (``manage.py fault_proxy``) on each request it forwards.
+    """A simulated fault, in the database so that the command and every server process
+    agree on it; read on each Users API request, and by the fault proxy (``manage.py
+    fault_proxy``) on each request it forwards. The fault for every replica is row
+    ``pk=1``; replica N's own fault, if any, is row ``pk=1+N`` (``pk_for``): fixed keys, so
+    no sequence is involved and one row per target is guaranteed.
     """
 
     class Mode(models.TextChoices):
@@ -39,7 +41,11 @@ class Outage(models.Model):
         TRUNCATE = "truncate", "truncate"
         SLOW_BYTES = "slow-bytes", "slow-bytes"
 
-    SINGLETON = 1
+    SINGLETON = 1  # the fault for every replica
+
+    replica = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="the one Users replica it targets; empty: all"
+    )
 
     mode = models.CharField(max_length=16, choices=Mode.choices)
     status = models.PositiveSmallIntegerField(default=502, help_text="error, fail-next")
@@ -61,3 +67,22 @@ class Outage(models.Model):
 
     def __str__(self) -> str:
         return f"simulated {self.mode}"
+
+    @classmethod
+    def pk_for(cls, replica: int | None) -> int:
+        """The row of the fault for ``replica`` (``None``: for every replica)."""
+        return cls.SINGLETON if replica is None else cls.SINGLETON + replica
+
+
+class FaultProxyControl(models.Model):
+    """A running fault proxy's control address. ``simulate_outage`` (and the page) tell each
+    one of a new fault and wait for its answer, so ``down`` and its end are in force before
+    the command returns (``users.fault_proxy.fault_proxies_sync``).
+    """
+
+    address = models.CharField(max_length=300, unique=True, help_text="host:port")
+    token = models.CharField(max_length=64, help_text="what the proxy expects: proves it is it")
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"fault proxy control at {self.address}"

@@ -21,7 +21,7 @@ from bench.stack import ROOT
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -133,3 +133,23 @@ def test_an_invalid_fault_shows_the_commands_error_and_writes_nothing(stack, bro
     start_from_page(browser, "error", "200")
     wait_for_text(browser, "#fault-errors", "--status must be an HTTP error status, 400..599")
     assert "No simulated outage" in s.manage("simulate_outage", "status")
+
+
+def test_with_several_replicas_a_fault_for_one_is_chosen_on_the_page(stack, browser) -> None:
+    """The target selector: replica 2 only; the fault line names it; Users (replica 1) is
+    untouched; a fault for all then replaces it.
+    """
+    s = stack(DJANGO_DEBUG="1", USERS_REPLICAS="3")
+    browser.get(f"{s.orders.url}/resilience/")
+    wait_for_breaker(browser, "closed")
+    Select(browser.find_element(By.ID, "fault-target")).select_by_value("2")
+    start_from_page(browser, "error", "503")
+    wait_for_text(browser, "#fault", "Replica 2: Simulated outage active: error 503")
+    assert s.manage("simulate_outage", "status").startswith("Replica 2: Simulated outage")
+    burst(browser)  # Users here is replica 1: not hit
+    assert text_of(browser, "#burst-result") == "20/20 answered: 20\u00d7 200"
+
+    Select(browser.find_element(By.ID, "fault-target")).select_by_value("all")
+    start_from_page(browser, "error", "502")
+    wait_for_text(browser, "#fault", "Simulated outage active: error 502")
+    assert "Replica 2" not in s.manage("simulate_outage", "status")

@@ -122,3 +122,111 @@ def test_banner_after_all_accept_a_leftover_fault_is_named_and_the_proxy_serves_
         os.killpg(launcher.pid, signal.SIGTERM)
         launcher.wait(timeout=PATIENCE)
     assert all(refuses(port) for port in (users, orders, proxy))  # nothing left behind
+
+
+def free_replica_ports(replicas: int) -> int:
+    """A first port whose replica ports (``+10`` each, as the launcher counts) are all free."""
+    for _ in range(100):
+        first = free_port()
+        ports = [first + 10 * i for i in range(replicas)]
+        if all(port <= 65535 and not port_in_use(port) for port in ports):
+            return first
+    raise AssertionError("no free run of replica ports")
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_three_replicas_each_behind_its_own_proxy_and_a_fault_for_replica_2_hits_only_it(
+    tmp_path, sqlite_template
+):
+    env = launcher_env(tmp_path, sqlite_template)
+    manage_env = {**env, "DJANGO_DEBUG": "1"}
+    users, proxy, orders = free_replica_ports(3), free_replica_ports(3), free_port()
+    users_ports, proxy_ports = [users, users + 10, users + 20], [proxy, proxy + 10, proxy + 20]
+    launcher = subprocess.Popen(
+        [*argv(users, orders, proxy), "--users-replicas", "3"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(launcher.stdout), daemon=True).start()
+
+    def logged(prefix: str, request_id: str) -> bool:
+        return any(line.startswith(prefix) and request_id in line for line in list(output))
+
+    def get(port: int, request_id: str) -> requests.Response:
+        headers = {"X-Request-ID": request_id}
+        return requests.get(f"http://127.0.0.1:{port}/users/1", headers=headers, timeout=30)
+
+    try:
+        wait_until(
+            lambda: any("Ctrl-C stops all 7" in line for line in list(output)),
+            "the banner",
+            PATIENCE,
+        )
+        state = requests.get(f"http://127.0.0.1:{orders}/resilience/state.json", timeout=30)
+        assert state.json()["replicas"] == 3
+        assert state.json()["upstreams"][0]["base_url"] == ",".join(
+            f"http://127.0.0.1:{port}" for port in proxy_ports
+        )
+        for i, port in enumerate(proxy_ports, 1):  # proxy i forwards to replica i
+            assert get(port, f"route-{i}").status_code == 200
+            wait_until(lambda i=i: logged(f"[users{i}] ", f"route-{i}"), "the log", PATIENCE)
+        assert not any(logged(f"[users{i}] ", "route-2") for i in (1, 3))
+
+        run_manage(manage_env, "simulate_outage", "--replica", "2", "error", "--status", "503")
+        answers = [get(port, f"error-{i}").status_code for i, port in enumerate(proxy_ports)]
+        assert answers == [200, 503, 200]
+        assert [get(port, "direct").status_code for port in users_ports] == [200, 503, 200]
+
+        run_manage(manage_env, "simulate_outage", "--replica", "2", "down")
+        assert [refuses(port) for port in proxy_ports] == [False, True, False]
+        assert get(users_ports[1], "direct-down").status_code == 200  # its own port: healthy
+        status = run_manage(manage_env, "simulate_outage", "status")
+        assert status.startswith("Replica 2: Simulated outage active: down")
+
+        run_manage(manage_env, "simulate_outage", "clear")
+        assert [get(port, "healed").status_code for port in proxy_ports] == [200, 200, 200]
+    finally:
+        os.killpg(launcher.pid, signal.SIGTERM)
+        launcher.wait(timeout=PATIENCE)
+    prefixes = {line.split("]", 1)[0] + "]" for line in output if line.startswith("[")}
+    expected = {f"[{kind}{i}]" for kind in ("users", "proxy") for i in (1, 2, 3)} | {"[orders]"}
+    assert expected <= prefixes
+    assert all(refuses(port) for port in (*users_ports, *proxy_ports, orders))
+
+
+def test_a_taken_replica_port_is_one_line_before_anything_starts(tmp_path, sqlite_template):
+    env = launcher_env(tmp_path, sqlite_template)
+    users, proxy, orders = free_replica_ports(3), free_replica_ports(3), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", proxy + 20))
+        taken.listen()
+        line = refused_in_one_line([*argv(users, orders, proxy), "--users-replicas", "3"], env)
+    assert line.startswith(f"Port {proxy + 20} (proxy3) on 127.0.0.1 is already in use")
+    assert "make run PROXY_PORT=<port>" in line
+    assert all(refuses(port) for port in (users, users + 10, users + 20, orders, proxy))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--users-replicas", "0"], "--users-replicas must be 1..99; got 0"),
+        (["--users-replicas", "3", "--users-port", "65530"], "The ports must be 1..65535"),
+    ],
+)
+def test_impossible_replica_settings_are_one_line(tmp_path, sqlite_template, extra, message):
+    env = launcher_env(tmp_path, sqlite_template)
+    command = [*argv(free_port(), free_port(), free_port()), *extra]
+    assert refused_in_one_line(command, env).startswith(message)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import socket
 import socketserver
 import threading
@@ -19,11 +20,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from dashboard.faults import fault_start_from_form
 from project.resilience import RetryManager, UpstreamConfig, UpstreamUnavailable
-from users.fault_proxy import DatabaseFaults, Fault, FaultProxy
-from users.models import Outage
+from users.fault_proxy import DatabaseFaults, Fault, FaultProxy, fault_proxies_sync
+from users.models import FaultProxyControl, Outage
+from users.outages import outage_clear
 
 BODY = b'{"id": 1, "name": "Aaron Apple", "phone": "99"}\n'
 RESPONSE = (
@@ -85,6 +89,12 @@ class FakeFaults:
     def is_down(self) -> bool:
         return self.down
 
+    def announce(self, address: str, token: str) -> None:
+        pass  # nobody to tell: the test sets the fault, the poll applies it
+
+    def withdraw(self, address: str) -> None:
+        pass
+
 
 class Running:
     """A proxy serving on its own event loop in a thread, as ``manage.py fault_proxy`` does."""
@@ -100,6 +110,8 @@ class Running:
         assert ready.wait(PATIENCE), "the proxy did not start"
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return  # stopped by the test already
         self.proxy.stop()
         self.thread.join(PATIENCE)
         assert not self.thread.is_alive(), "the proxy did not stop"
@@ -121,11 +133,11 @@ def start_proxy(upstream: Upstream) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def start(faults: object, **options: object) -> Running:
+        options.setdefault("poll_interval", 0.05)
         proxy = FaultProxy(
             listen=("127.0.0.1", 0),
             upstream=upstream.server_address[:2],  # type: ignore[arg-type]
             faults=faults,  # type: ignore[arg-type]
-            poll_interval=0.05,
             **options,  # type: ignore[arg-type]
         )
         running = Running(proxy)
@@ -150,7 +162,11 @@ def request(port: int, path: str = "/users/1", request_id: str = "") -> bytes:
 def exchange(port: int, *, timeout: float = PATIENCE) -> tuple[bytes, str]:
     """Send one request on a new connection; everything received, and how it ended."""
     received = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except ConnectionResetError:  # reset before connect() returned: a busy machine's timing
+        return received, "reset"
+    with sock:
         try:
             sock.sendall(request(port))  # a reset may come before the request is out
             while chunk := sock.recv(65536):
@@ -394,3 +410,135 @@ def test_down_from_the_row_refuses_and_clear_listens_again(start_proxy):
     call_command("simulate_outage", "clear", verbosity=0)
     wait_for(lambda: not refused(proxy.port), "the proxy to listen again")
     assert exchange(proxy.port) == (RESPONSE, "complete")
+
+
+# -- in force when simulate_outage returns -------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("poll_interval", [0.25, 3600.0], ids=["deployed-poll", "no-poll"])
+def test_each_fault_is_in_force_for_the_first_request_after_the_command(
+    start_proxy, upstream, poll_interval
+):
+    """The README tour at a person's speed: ``down``, then ``reset``, then a request at once.
+
+    With the fault learnt from a poll, the request right after ``reset`` was still refused
+    (or one right after ``down`` still accepted). Repeated, so that a window shows up.
+    """
+    proxy = start_proxy(DatabaseFaults(), poll_interval=poll_interval)
+    for attempt in range(15):
+        kept = socket.create_connection(("127.0.0.1", proxy.port), timeout=PATIENCE)
+        kept.sendall(request(proxy.port))
+        assert kept.recv(len(RESPONSE), socket.MSG_WAITALL) == RESPONSE
+        call_command("simulate_outage", "down", verbosity=0)
+        assert refused(proxy.port), f"attempt {attempt}: down, yet a connection was accepted"
+        assert kept.recv(1) == b"", "an open connection outlived down"
+        kept.close()
+        call_command("simulate_outage", "reset", verbosity=0)
+        seen = len(upstream.requests)
+        assert exchange(proxy.port) == (b"", "reset"), f"attempt {attempt}"
+        assert len(upstream.requests) == seen + 1  # reached Users, then reset
+        call_command("simulate_outage", "clear", verbosity=0)
+        assert exchange(proxy.port) == (RESPONSE, "complete")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_page_and_a_plain_clear_wait_for_the_proxy_too(start_proxy):
+    proxy = start_proxy(DatabaseFaults(), poll_interval=3600.0)
+    for _ in range(5):
+        assert fault_start_from_form({"mode": "down"})[1] == []
+        assert refused(proxy.port)
+        outage_clear()
+        assert not refused(proxy.port)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_proxy_registers_while_it_runs_and_a_dead_ones_registration_is_dropped(
+    start_proxy, closed_port
+):
+    proxy = start_proxy(DatabaseFaults())
+    assert FaultProxyControl.objects.count() == 1
+    FaultProxyControl.objects.create(address=f"127.0.0.1:{closed_port}", token="gone")  # noqa: S106
+    assert fault_proxies_sync() == []
+    assert FaultProxyControl.objects.count() == 1  # the live proxy's, answered
+    proxy.stop()
+    assert not FaultProxyControl.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wrong_token_gets_no_answer_and_changes_nothing(start_proxy):
+    proxy = start_proxy(DatabaseFaults(), poll_interval=3600.0)
+    control = FaultProxyControl.objects.get()
+    Outage.objects.create(mode="down", started_at=timezone.now())  # written, not announced
+    host, _, port = control.address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=PATIENCE) as sock:
+        sock.sendall(b"not-the-token\n")
+        assert sock.recv(16) == b""
+    assert not refused(proxy.port)
+
+
+# -- several Users replicas ------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_proxy_obeys_its_replicas_fault_else_the_one_for_all():
+    call_command("simulate_outage", "truncate", "--bytes", "5", verbosity=0)
+    call_command("simulate_outage", "--replica", "2", "hang", verbosity=0)
+    call_command("simulate_outage", "--replica", "3", "down", verbosity=0)
+    assert DatabaseFaults(replica=1).request_fault() == Fault("truncate", 5)
+    assert DatabaseFaults(replica=2).request_fault() == Fault("hang")
+    assert [DatabaseFaults(replica=r).is_down() for r in (1, 2, 3)] == [False, False, True]
+    call_command("simulate_outage", "--replica", "2", "clear", verbosity=0)
+    assert DatabaseFaults(replica=2).request_fault() == Fault("truncate", 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_down_for_one_replica_refuses_at_its_proxy_only_the_moment_the_command_returns(
+    start_proxy,
+):
+    first, second = (start_proxy(DatabaseFaults(replica=r), poll_interval=3600.0) for r in (1, 2))
+    call_command("simulate_outage", "--replica", "2", "down", verbosity=0)
+    assert refused(second.port)
+    assert exchange(first.port) == (RESPONSE, "complete")
+    call_command("simulate_outage", "--replica", "1", "reset", verbosity=0)
+    assert exchange(first.port) == (b"", "reset")
+    assert refused(second.port)
+    call_command("simulate_outage", "clear", verbosity=0)
+    assert exchange(second.port) == (RESPONSE, "complete")
+    assert exchange(first.port) == (RESPONSE, "complete")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--replica", "0"], "--replica must be 1..99; got 0"),
+        (["--replica", "\u00b2"], "argument --replica: invalid int value: '\u00b2'"),
+        (["--max-connections", "\u0661\u0662"], "argument --max-connections: invalid int"),
+        (["--listen", "127.0.0.1:\u00b2"], "'127.0.0.1:\u00b2' is not HOST:PORT"),
+    ],
+)
+def test_the_commands_bad_arguments_are_one_line(argv, message):
+    with pytest.raises(CommandError, match=re.escape(message)) as raised:
+        call_command("fault_proxy", *argv)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_proxy_that_does_not_answer_is_named_and_kept(monkeypatch, caplog):
+    """A stalled proxy (here: a listener that never answers) costs the command a bounded
+    wait and a warning; its registration stays, since it may yet be alive.
+    """
+    monkeypatch.setattr("users.fault_proxy.SYNC_TIMEOUT", 0.2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        FaultProxyControl.objects.create(address=address, token="t")  # noqa: S106
+        logger = logging.getLogger("users.fault_proxy")  # it does not propagate
+        logger.addHandler(caplog.handler)
+        try:
+            assert fault_proxies_sync() == [address]
+        finally:
+            logger.removeHandler(caplog.handler)
+    assert f"fault proxy at {address} did not confirm" in caplog.text
+    assert FaultProxyControl.objects.filter(address=address).exists()

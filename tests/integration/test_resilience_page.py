@@ -223,7 +223,7 @@ def test_invalid_faults_get_the_commands_own_error_and_write_nothing(staff, form
     ("form", "error"),
     [
         ({"mode": "error", "value": "abc"}, "argument --status: invalid int value: 'abc'"),
-        ({"mode": "slow", "value": "nan"}, "argument --delay: invalid seconds value: 'nan'"),
+        ({"mode": "slow", "value": "nan"}, "argument --delay: 'nan' is not a finite number"),
         ({"mode": "error", "value": "502", "for": "soon"}, "argument --for: 'soon' is not"),
         ({"mode": "fail-next", "value": ""}, "fail-next needs N"),
         ({"mode": "reboot"}, "unknown mode 'reboot'; choose one of error, slow"),
@@ -236,6 +236,40 @@ def test_unparseable_input_is_an_error_on_the_page_and_writes_nothing(staff, for
     assert not Outage.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("form", "argv"),
+    [
+        ({"mode": "fail-next", "value": "1e30"}, ["fail-next", "1e30"]),
+        ({"mode": "fail-next", "value": "1" + "0" * 30}, ["fail-next", "1" + "0" * 30]),
+        ({"mode": "fail-next", "value": "\u00b2"}, ["fail-next", "\u00b2"]),
+        ({"mode": "fail-next", "value": "\u0661\u0662"}, ["fail-next", "\u0661\u0662"]),
+        ({"mode": "error", "value": "502", "for": "1e15"}, ["error", "--for", "1e15"]),
+        ({"mode": "error", "value": "502", "for": "\u0661"}, ["error", "--for", "\u0661"]),
+        ({"mode": "truncate", "value": "1e20"}, ["truncate", "--bytes", "1e20"]),
+        ({"mode": "truncate", "value": "9" * 20}, ["truncate", "--bytes", "9" * 20]),
+        ({"mode": "slow", "value": "1e308"}, ["slow", "--delay", "1e308"]),
+        ({"mode": "drip", "value": "3601"}, ["drip", "--interval", "3601"]),
+        ({"mode": "error", "value": "9" * 30}, ["error", "--status", "9" * 30]),
+        (
+            {"mode": "slow-bytes", "value": "1000000001"},
+            ["slow-bytes", "--bytes-per-second", "1000000001"],
+        ),
+        ({"mode": "reset", "value": "\u00b2"}, ["reset", "--after-bytes", "\u00b2"]),
+    ],
+)
+def test_out_of_bounds_values_are_a_400_with_the_commands_message_and_change_nothing(
+    staff, form, argv
+):
+    call_command("simulate_outage", "error", "--status", "503")
+    before = Outage.objects.values().get()
+    with pytest.raises(CommandError) as command:
+        call_command("simulate_outage", *argv)
+    response = csrf_post(staff, START, form)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "; ".join(response.json()["errors"]) == str(command.value)
+    assert Outage.objects.values().get() == before
+
+
 def test_without_outage_simulation_starting_is_refused_as_the_command_does(staff, settings):
     settings.OUTAGE_SIMULATION = False
     with pytest.raises(CommandError) as command:
@@ -244,3 +278,48 @@ def test_without_outage_simulation_starting_is_refused_as_the_command_does(staff
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json()["errors"] == [str(command.value)]
     assert not Outage.objects.exists()
+
+
+# -- several Users replicas ------------------------------------------------------------
+
+
+def test_with_several_replicas_the_page_offers_a_target_and_with_one_it_does_not(staff, settings):
+    assert 'id="fault-target"' not in staff.get(PAGE).content.decode()
+    settings.USERS_REPLICAS = 3
+    page = staff.get(PAGE).content.decode()
+    assert re.findall(r'<option value="(\w+)">', page) == ["all", "1", "2", "3"]
+    assert staff.get(STATE).json()["replicas"] == 3
+
+
+def test_a_fault_for_one_replica_from_the_page_and_the_state_names_each_target(staff):
+    call_command("simulate_outage", "error", "--status", "503")
+    response = csrf_post(staff, START, {"mode": "down", "target": "2"})
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["message"].startswith("Replica 2: Simulated outage active: down")
+    state = staff.get(STATE).json()
+    assert [(f["target"], f["mode"]) for f in state["faults"]] == [("all", "error"), (2, "down")]
+    assert state["faults"][0]["description"].startswith("All replicas: Simulated outage")
+    assert state["fault"]["description"].startswith("Simulated outage active: error 503")
+    assert csrf_post(staff, START, {"mode": "hang", "target": "all"}).status_code == 200
+    assert [f["target"] for f in staff.get(STATE).json()["faults"]] == ["all"]
+
+
+def test_clear_from_the_page_for_one_replica_or_all(staff):
+    call_command("simulate_outage", "error")
+    call_command("simulate_outage", "--replica", "2", "down")
+    assert csrf_post(staff, CLEAR, {"target": "2"}).json()["message"] == "Cleared."
+    assert list(Outage.objects.values_list("replica", flat=True)) == [None]
+    assert csrf_post(staff, CLEAR, {"target": "all"}).json()["message"] == "Cleared."
+    assert not Outage.objects.exists()
+
+
+@pytest.mark.parametrize("target", ["0", "100", "\u00b2", "two"])
+@pytest.mark.parametrize("url", [START, CLEAR])
+def test_a_bad_target_is_a_400_with_the_commands_message_and_changes_nothing(staff, target, url):
+    call_command("simulate_outage", "--replica", "2", "hang")
+    with pytest.raises(CommandError) as command:
+        call_command("simulate_outage", "--replica", target, "clear")
+    response = csrf_post(staff, url, {"mode": "error", "value": "502", "target": target})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["errors"] == [str(command.value)]
+    assert list(Outage.objects.values_list("replica", "mode")) == [(2, "hang")]

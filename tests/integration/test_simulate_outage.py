@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -138,6 +142,76 @@ def test_bad_arguments_are_a_clear_command_error_and_write_nothing(args, message
     assert stored() is None
 
 
+#: Values that once overflowed a timedelta, time.sleep or the database column, or that
+#: int()/float() would take although they are not plain ASCII numbers.
+OUT_OF_BOUNDS = [
+    (["fail-next", "1e30"], "argument N: invalid int value: '1e30'"),
+    (["fail-next", "1" + "0" * 30], "fail-next's count must be at most 1,000,000"),
+    (["fail-next", "1000001"], "fail-next's count must be at most 1,000,000"),
+    (["fail-next", "\u00b2"], "argument N: invalid int value: '\u00b2'"),
+    (["fail-next", "\u0661\u0662"], "argument N: invalid int value"),  # Arabic-Indic 12
+    (["fail-next", "1_0"], "argument N: invalid int value: '1_0'"),
+    (["error", "--for", "1e15"], "--for must be at most 86,400 s (a day); got 1e+15"),
+    (["error", "--for", "86401"], "--for must be at most 86,400 s"),
+    (["error", "--for", "1e999"], "argument --for: '1e999' is not a finite number"),
+    (["error", "--for", "\u0661"], "argument --for: '\u0661' is not a number of seconds"),
+    (["truncate", "--bytes", "1e20"], "argument --bytes: invalid int value: '1e20'"),
+    (["truncate", "--bytes", "1" + "0" * 20], "a byte count must be at most 1,000,000,000"),
+    (["reset", "--after-bytes", "2147483648"], "a byte count must be at most"),
+    (["slow-bytes", "--bytes-per-second", "1000000001"], "a byte count must be at most"),
+    (["slow", "--delay", "1e308"], "the delay/interval must be at most 3,600 s (an hour)"),
+    (["slow", "--delay", "3600.5"], "the delay/interval must be at most 3,600 s"),
+    (["drip", "--interval", "1e9"], "the delay/interval must be at most 3,600 s"),
+    (["error", "--status", "9" * 30], "400..599"),
+    (["error", "--status", "\u00b2"], "argument --status: invalid int value"),
+    (["error", "--retry-after", "86401"], "--retry-after must be at most 86,400 s"),
+    (["error", "--retry-after", "1e5"], "argument --retry-after: invalid int value"),
+    (["error", "--rate", "\u00bd"], "argument --rate: invalid float value"),
+    (["error", "--rate", "nan"], "argument --rate: invalid float value: 'nan'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), OUT_OF_BOUNDS)
+def test_out_of_bounds_values_are_one_command_error_line_and_change_nothing(args, message):
+    run("error", "--status", "503")
+    before = Outage.objects.values().get()
+    with pytest.raises(CommandError) as raised:
+        run(*args)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert Outage.objects.values().get() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["slow", "--delay", "3600"],
+        ["error", "--for", "86400", "--retry-after", "86400"],
+        ["fail-next", "1000000"],
+        ["truncate", "--bytes", "1000000000"],
+        ["error", "--status", " 503 "],
+    ],
+)
+def test_the_largest_allowed_values_are_accepted(args):
+    run(*args)
+    assert stored().mode == args[0]
+
+
+def test_from_a_terminal_a_bad_number_is_one_line_without_usage():
+    """Run as a person runs it: the message, no argparse usage block, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "simulate_outage", "fail-next", "1e30"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings_dev"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "CommandError: argument N: invalid int value: '1e30'\n"
+
+
 def test_bad_arguments_leave_an_existing_fault_alone():
     run("error", "--status", "503")
     with pytest.raises(CommandError):
@@ -194,3 +268,96 @@ def test_users_itself_ignores_transport_faults(client):
         run(*args)
         assert client.get("/users/1").status_code == 200
     assert stored().hits == 0
+
+
+# -- several Users replicas ------------------------------------------------------------
+
+
+def faults() -> dict[int | None, str]:
+    """Every stored fault: its target (``None``: all replicas) -> its mode."""
+    return {o.replica: o.mode for o in Outage.objects.order_by("pk")}
+
+
+def test_a_fault_for_one_replica_leaves_the_others_and_says_whom_it_hits():
+    run("error")
+    assert run("--replica", "2", "error", "--status", "503") == (
+        "Replica 2: Simulated outage active: error 503; until cleared; 0 request(s) hit.\n"
+    )
+    run("--replica", "3", "hang")
+    run("--replica", "2", "slow", "--delay", "1")  # replaces replica 2's only
+    assert faults() == {None: "error", 2: "slow", 3: "hang"}
+
+
+def test_a_fault_for_all_replaces_every_fault():
+    run("--replica", "2", "error")
+    run("--replica", "3", "down")
+    run("slow", "--delay", "1")
+    assert faults() == {None: "slow"}
+    assert stored().mode == "slow"  # the row it always was
+
+
+def test_status_lists_every_fault_with_its_target_and_one_line_for_one_fault():
+    run("error", "--status", "503")
+    assert run("status") == (
+        "Simulated outage active: error 503; until cleared; 0 request(s) hit.\n"
+    )
+    run("--replica", "2", "down")
+    assert run("status").splitlines() == [
+        "All replicas: Simulated outage active: error 503; until cleared; 0 request(s) hit.",
+        "Replica 2: Simulated outage active: down, connections refused (through the fault"
+        " proxy); until cleared; refused connections are not counted.",
+    ]
+    assert run("--replica", "2", "status").startswith("Replica 2: Simulated outage active: down")
+    assert run("--replica", "3", "status").startswith("Replica 3: Simulated outage active: error")
+
+
+def test_clear_clears_every_fault_and_replica_clear_only_its_own():
+    run("error")
+    run("--replica", "2", "down")
+    run("--replica", "3", "hang")
+    assert run("--replica", "2", "clear") == "Cleared.\n"
+    assert faults() == {None: "error", 3: "hang"}
+    assert run("--replica", "2", "clear") == "Nothing to clear.\n"
+    assert run("clear") == "Cleared.\n"
+    assert faults() == {}
+
+
+@pytest.mark.parametrize(
+    ("replica", "message"),
+    [
+        ("0", "--replica must be a replica number, 1..99; got 0"),
+        ("100", "--replica must be a replica number, 1..99; got 100"),
+        ("\u00b2", "argument --replica: invalid int value: '\u00b2'"),
+        ("two", "argument --replica: invalid int value: 'two'"),
+    ],
+)
+@pytest.mark.parametrize("mode", [["error"], ["clear"], ["status"]])
+def test_a_bad_replica_is_one_command_error_line_and_changes_nothing(replica, message, mode):
+    run("error")
+    run("--replica", "2", "hang")
+    with pytest.raises(CommandError) as raised:
+        run("--replica", replica, *mode)
+    assert str(raised.value) == message
+    assert faults() == {None: "error", 2: "hang"}
+
+
+@pytest.mark.parametrize(
+    ("this_replica", "expected"),
+    [(1, [503, 503]), (2, [502, 502]), (3, [200, 200])],
+)
+def test_users_obeys_its_own_fault_else_the_one_for_all(client, settings, this_replica, expected):
+    settings.USERS_REPLICA = this_replica
+    run("error", "--status", "503")
+    run("--replica", "2", "fail-next", "2")  # replica 2: its own, then (used up) all's
+    run("--replica", "3", "down")  # a transport fault: the proxy's; Users answers
+    assert [client.get("/users/1").status_code for _ in expected] == expected
+    if this_replica == 2:
+        assert client.get("/users/1").status_code == 503  # its own ended: all's again
+
+
+def test_a_replicas_fault_never_hits_another_replica(client, settings):
+    run("--replica", "2", "error")
+    for replica in (1, 3):
+        settings.USERS_REPLICA = replica
+        assert client.get("/users/1").status_code == 200
+    assert Outage.objects.get().hits == 0

@@ -160,10 +160,12 @@
   }
 
   function render(state) {
-    const f = state.fault;
+    // Every fault, each led by its target once one is for a single replica.
+    const faults = state.faults;
     const fault = document.getElementById("fault");
-    fault.textContent = f ? f.description : "No simulated outage: Users is healthy.";
-    fault.className = `fault-line ${f && f.active ? "active" : ""}`;
+    const lines = faults.length ? faults.map((f) => f.description) : ["No simulated outage: Users is healthy."];
+    fault.replaceChildren(...lines.flatMap((line, i) => (i ? [el("br", {}), line] : [line])));
+    fault.className = `fault-line ${faults.some((f) => f.active) ? "active" : ""}`;
     document.getElementById("upstreams").replaceChildren(...state.upstreams.map(upstream));
     document.getElementById("updated").textContent =
       `process ${state.pid} · updated ${new Date().toLocaleTimeString([], {hour12: false})}`;
@@ -189,7 +191,10 @@
       errors.replaceChildren();
       let lines;
       try {
-        const response = await fetch(form.action, {method: "POST", body: new FormData(form), credentials: "same-origin"});
+        const body = new FormData(form);
+        const target = document.getElementById("fault-target");  // only with several replicas
+        if (target) body.set("target", target.value);
+        const response = await fetch(form.action, {method: "POST", body, credentials: "same-origin"});
         const type = response.headers.get("Content-Type") || "";
         const data = type.includes("json") ? await response.json() : {errors: [`${response.status} ${response.statusText}`]};
         lines = data.ok ? [] : data.errors || [data.detail || `${response.status}`];
