@@ -8,7 +8,7 @@ ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser
+	browser nginx bench-front
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -28,13 +28,13 @@ setup: $(VENV)/.installed
 run: setup
 	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT)
 
-## serve: both services under gunicorn (threads), production settings: needs DJANGO_SECRET_KEY
-## (the fault proxy only with FAULT_PROXY=1)
-serve: setup
+## serve: both services under gunicorn (threads) behind nginx, production settings: needs
+## DJANGO_SECRET_KEY (the fault proxy only with FAULT_PROXY=1); installs nginx (root)
+serve: setup nginx
 	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes, a browser)
-test: setup lint browser
+test: setup lint browser nginx
 	$(BIN)/python -m pytest
 
 ## test-postgres: the same suite against a local PostgreSQL (installs Debian's package: root)
@@ -46,6 +46,10 @@ test-postgres: setup
 ## browser: headless Chromium and chromedriver from Debian's packages, for the page's test (root)
 browser:
 	bash scripts/browser.sh
+
+## nginx: Debian's nginx, the front server of `make serve` and of the hostile-caller tests (root)
+nginx:
+	bash scripts/nginx.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
