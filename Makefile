@@ -83,6 +83,13 @@ bench-slow: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.slow_users --baseline-ref $(SLOW_BASELINE_REF) --max-concurrency 8,32
 	$(BIN)/python -m bench.report
 
+## bench-front: nginx in front of gunicorn or not, same run (~4 min): prober p99 under 0, 64 and
+## 256 slowloris connections, the healthy path's latency and throughput; figures in
+## bench/front_door.json, its section of docs/benchmarks.md
+bench-front: $(VENV)/.bench-installed nginx
+	$(BIN)/python -m bench.front_door
+	$(BIN)/python -m bench.report
+
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)
 bench-smoke: $(VENV)/.installed
 	$(BIN)/python -m bench.run --smoke --out bench/out/smoke.json
