@@ -278,6 +278,7 @@ def test_fault_parameters_out_of_bounds_are_refused(serve, args):
         (request_head("GET", f"/healthz?{'a' * 10_000}"), 414, "uri_too_long"),
         (request_head("GET", "/_front/bad_request"), HTTPStatus.NOT_FOUND, "not_found"),
     ],
+    ids=["garbage", "long-header", "long-uri", "internal-page"],
 )
 def test_the_front_servers_errors_are_problems(serve, data, status, code):
     """nginx's own errors answer problem+json, in the services' shape, with a stable code."""
