@@ -236,9 +236,10 @@ def main() -> int:
         children.append(process)
         ready = proxy_ready if name == "proxy" else None
         threading.Thread(target=pipe, args=(f"[{name:<6}] ", process, ready), daemon=True).start()
-    runtime = Path(tempfile.mkdtemp(prefix="make-serve-"))  # nginx's pid, temporary files
-    for name, backend in backends.items():
-        children.append(start_front(name, args.host, ports[name], backend, runtime, env))
+    runtime = Path(tempfile.mkdtemp(prefix="make-serve-")) if backends else None  # nginx's files
+    if runtime is not None:
+        for name, backend in backends.items():
+            children.append(start_front(name, args.host, ports[name], backend, runtime, env))
 
     stopping = threading.Event()
 
@@ -297,7 +298,8 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
     fault_check.join()
-    shutil.rmtree(runtime, ignore_errors=True)
+    if runtime is not None:
+        shutil.rmtree(runtime, ignore_errors=True)
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM)]
     return 1 if (failed or waiting) and not stopping.is_set() else 0
 

@@ -78,7 +78,7 @@ class Probe:
 
 
 class Prober:
-    """Probes sent one after another, each on a fresh connection, until ``stop()``."""
+    """Probes sent one after another, each on a fresh connection, for ``run_for`` seconds."""
 
     def __init__(self, urls: list[str]) -> None:
         self.urls, self.probes = urls, list[Probe]()
