@@ -24,7 +24,8 @@ def nginx_prefixes(port: int) -> set[Path]:
     found = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            args = cmdline.read_bytes().decode().split("\0")
+            # nginx rewrites its title ("nginx: master process ..."): spaces, not NULs
+            args = cmdline.read_bytes().decode().replace("\0", " ").split()
         except OSError:  # ended while we looked
             continue
         if "-p" in args and args[args.index("-p") + 1].endswith(f"-{port}"):
