@@ -8,7 +8,7 @@ ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser nginx bench-front
+	browser nginx bench-front mutation
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -50,6 +50,10 @@ browser:
 ## nginx: Debian's nginx, the front server of `make serve` and of the hostile-caller tests (root)
 nginx:
 	bash scripts/nginx.sh
+
+## mutation: mutmut over the resilience layer (~1 h on 2 cores); `.venv/bin/mutmut results` lists survivors
+mutation: $(VENV)/.installed
+	$(BIN)/mutmut run
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

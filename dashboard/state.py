@@ -36,24 +36,26 @@ def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
 
 
 def upstream_state(name: str) -> dict[str, Any]:
-    """One upstream: breaker, budget, in flight, and its last calls (newest first)."""
+    """One upstream: breaker, budget, in flight, and its last calls (newest first). The
+    breaker, budget, bulkhead and hosts are read from their own state, never rebuilt."""
     recorded = RECORDER.snapshot(name)
     manager = upstream(name).manager
     state: dict[str, Any] = {
         "name": name,
         "client": True,  # every configured upstream has one, made on first use
-        "in_flight": recorded["in_flight"],
+        "in_flight": manager.bulkhead.in_flight,
         "calls": recorded["calls"],
         "transitions": recorded["transitions"],
     }
-    cfg, breaker = manager.config, manager.breaker
+    cfg, breaker, budget = manager.config, manager.admission.breaker, manager.budget
+    requests, retries = budget.counts()
     state.update(
         base_url=cfg.base_url,
         deadline=cfg.deadline,
         attempts=cfg.retries + 1,
         concurrency_limit=manager.bulkhead.limit,
         breaker=None
-        if breaker is None
+        if not cfg.breaker  # turned off: nothing to show
         else {
             "state": breaker.state.value,
             "next_probe": round(breaker.retry_after(), 3),
@@ -62,14 +64,15 @@ def upstream_state(name: str) -> dict[str, Any]:
             "failure_ratio": breaker.failure_ratio,
         },
         budget={
-            "available": round(manager.budget.available(), 2),
-            "ratio": manager.budget.ratio,
-            "floor": manager.budget.floor,
-            "window": recorded["budget_window"],  # what the counts below cover
-            # Counted from the events by the recorder (the budget keeps its own counts private).
-            "recent_requests": recorded["recent_requests"],
-            "recent_retries": recorded["recent_retries"],
+            "available": round(budget.floor + budget.ratio * requests - retries, 2),
+            "ratio": budget.ratio,
+            "floor": budget.floor,
+            "window": budget.window,  # what the counts below cover
+            "recent_requests": requests,
+            "recent_retries": retries,
         },
+        # Each host's own state, read from the balancer (only shown where there are several).
+        hosts=manager.hosts.snapshot(),
     )
     return state
 

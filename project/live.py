@@ -24,13 +24,11 @@ from typing import Any
 
 from project.resilience import Event
 from project.resilience import events as ev
-from project.resilience.window import SlidingCounts
 
 #: Calls refused before any attempt, and the reason the page shows.
 REJECTIONS = {ev.BREAKER_REJECTED: "circuit open", ev.BULKHEAD_REJECTED: "bulkhead full"}
 
-#: The events that report one attempt each (its outcome and how long it took).
-ATTEMPT_EVENTS = frozenset({ev.CALL_SUCCEEDED, ev.RETRY_SCHEDULED, ev.CALL_FAILED})
+HOST_EVENTS = {ev.HOST_EJECTED: "ejected", ev.HOST_RETURNED: "back in rotation"}
 BREAKER_EVENTS = {
     ev.BREAKER_OPENED: "open",
     ev.BREAKER_HALF_OPEN: "half_open",
@@ -47,6 +45,7 @@ class AttemptRecord:
     start: float
     elapsed: float
     wait: float | None = None
+    host: str | None = None  # where there are several
 
 
 @dataclass(slots=True)
@@ -89,6 +88,7 @@ class CallRecord:
                     "start": round(a.start, 4),
                     "elapsed": round(a.elapsed, 4),
                     "wait": None if a.wait is None else round(a.wait, 4),
+                    "host": a.host,
                 }
                 for a in self.attempts.values()
             ],
@@ -99,7 +99,6 @@ class CallRecord:
 class _Upstream:
     calls: deque[CallRecord]
     transitions: deque[dict[str, Any]]
-    budget: SlidingCounts  # a: requests (first attempts), b: retries net of refunds
     in_flight: int = 0
 
 
@@ -111,13 +110,11 @@ class CallRecorder:
         *,
         size: int = 40,
         transitions: int = 20,
-        budget_window: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.size = size
         self._transitions = transitions
-        self._budget_window = budget_window
         self._clock = clock
         self._wall = wall
         self._lock = threading.Lock()
@@ -134,7 +131,7 @@ class CallRecorder:
         """Around one call: counts it in flight, and opens its row before any event."""
         key = (threading.get_ident(), upstream)
         with self._lock:
-            record = self._start(upstream, method, path, self._clock())
+            record = self._row(upstream, method, path, self._clock())
             record.deadline, record.wrapped = deadline, True
             self._open[key] = record
             self._upstream(upstream).in_flight += 1
@@ -159,51 +156,61 @@ class CallRecorder:
         now = self._clock()
         key = (threading.get_ident(), event.upstream)
         with self._lock:
-            state = self._upstream(event.upstream)
             record = self._open.get(key)
-            if event.name in BREAKER_EVENTS:
-                to = BREAKER_EVENTS[event.name]
-                state.transitions.append({"to": to, "at": self._wall(), "cause": event.cause})
-                if record is not None:
-                    record.notes.append(f"breaker {to.replace('_', '-')}: {event.cause}")
-                return
-            if event.name in REJECTIONS:
-                if record is None:  # a call made without the wrapper: a row of its own
-                    record = self._start(event.upstream, event.method or "", event.path or "", now)
-                self._finish(record, key, now, "rejected", REJECTIONS[event.name])
-                return
-            if event.name == ev.HEDGE_SENT:
-                state.budget.add(b=1)  # a hedge takes a retry from the budget, and keeps it
-                if record is not None:
-                    record.hedged = True
-                    record.notes.append(f"hedge sent after {(event.elapsed or 0) * 1000:.0f} ms")
-                return
-            if event.attempt is not None and event.name in ATTEMPT_EVENTS | {ev.BUDGET_EXHAUSTED}:
-                elapsed = event.elapsed or 0.0
-                if record is None or record.ended is not None:
-                    record = self._start(
-                        event.upstream, event.method or "", event.path or "", now - elapsed
-                    )
-                    self._open[key] = record
-                if event.attempt not in record.attempts:  # a later event may repeat it
-                    record.attempts[event.attempt] = AttemptRecord(
-                        event.attempt, event.outcome or "?", now - elapsed - record.started, elapsed
-                    )
-                    if event.attempt == 1:
-                        state.budget.add(a=1)
-                if event.name == ev.RETRY_SCHEDULED:
-                    record.attempts[event.attempt].wait = event.wait
-                    state.budget.add(b=1)
-            if event.name == ev.CALL_SUCCEEDED:
-                if (event.attempt or 1) > 1 and not (record is not None and record.hedged):
-                    state.budget.add(b=-1)  # the budget refunds a retry that worked
-                if record is not None:
-                    self._finish(record, key, now, "succeeded", None)
-            elif event.name == ev.CALL_FAILED and record is not None:
-                self._finish(record, key, now, "failed", event.cause)
-            elif event.name == ev.CALL_FAILED:  # failed before its first attempt
-                record = self._start(event.upstream, event.method or "", event.path or "", now)
-                self._finish(record, key, now, "failed", event.cause)
+            match event:
+                case ev.BreakerOpened() | ev.BreakerHalfOpen() | ev.BreakerClosed():
+                    self._transition(event, record)
+                case ev.BreakerRejected() | ev.BulkheadRejected():
+                    record = record or self._start(event, now)  # a call without the wrapper
+                    self._finish(record, key, now, "rejected", REJECTIONS[event.name])
+                case ev.HostEjected() | ev.HostReturned():  # the host panel reads the balancer
+                    if record is not None:
+                        record.notes.append(f"host {event.host} {HOST_EVENTS[event.name]}")
+                case ev.HedgeSent():
+                    if record is not None:
+                        record.hedged = True
+                        record.notes.append(
+                            f"hedge sent after {(event.elapsed or 0) * 1000:.0f} ms"
+                        )
+                case ev.CallEvent():
+                    self._call_event(event, key, record, now)
+
+    def _transition(self, event: Event, record: CallRecord | None) -> None:
+        to = BREAKER_EVENTS[event.name]
+        self._upstream(event.upstream).transitions.append(
+            {"to": to, "at": self._wall(), "cause": event.cause}
+        )
+        if record is not None:
+            record.notes.append(f"breaker {to.replace('_', '-')}: {event.cause}")
+
+    def _call_event(
+        self, event: ev.CallEvent, key: tuple[int, str], record: CallRecord | None, now: float
+    ) -> None:
+        """An attempt that decided (its mark on the row), and how the call ended."""
+        if event.attempt is not None:
+            record = self._attempt(event, key, record, now)
+        if isinstance(event, ev.CallSucceeded) and record is not None:
+            self._finish(record, key, now, "succeeded", None)
+        elif isinstance(event, ev.CallFailed):
+            record = record or self._start(event, now)  # failed before its first attempt
+            self._finish(record, key, now, "failed", event.cause)
+
+    def _attempt(
+        self, event: ev.CallEvent, key: tuple[int, str], record: CallRecord | None, now: float
+    ) -> CallRecord:
+        elapsed = event.elapsed or 0.0
+        if record is None or record.ended is not None:
+            record = self._open[key] = self._start(event, now - elapsed)
+        number = event.attempt or 0
+        if number not in record.attempts:  # a later event may repeat it
+            start = now - elapsed - record.started
+            outcome = event.outcome or "?"
+            record.attempts[number] = AttemptRecord(
+                number, outcome, start, elapsed, host=event.host
+            )
+        if isinstance(event, ev.RetryScheduled):
+            record.attempts[number].wait = event.wait
+        return record
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -212,14 +219,10 @@ class CallRecorder:
         with self._lock:
             now = self._clock()
             state = self._upstream(upstream)
-            requests, retries = state.budget.totals()
             return {
                 "in_flight": state.in_flight,
                 "calls": [c.as_dict(now) for c in reversed(state.calls)],
                 "transitions": list(reversed(state.transitions)),
-                "budget_window": self._budget_window,
-                "recent_requests": requests,
-                "recent_retries": max(0, retries),
             }
 
     def clear(self) -> None:
@@ -236,12 +239,15 @@ class CallRecorder:
             state = _Upstream(
                 calls=deque(maxlen=self.size),
                 transitions=deque(maxlen=self._transitions),
-                budget=SlidingCounts(self._budget_window, self._clock),
             )
             self._upstreams[name] = state
         return state
 
-    def _start(self, upstream: str, method: str, path: str, started: float) -> CallRecord:
+    def _start(self, event: ev.CallEvent, started: float) -> CallRecord:
+        """A row for a call the wrapper did not open (made without ``call``)."""
+        return self._row(event.upstream, event.method or "", event.path or "", started)
+
+    def _row(self, upstream: str, method: str, path: str, started: float) -> CallRecord:
         wall = self._wall() - (self._clock() - started)
         record = CallRecord(next(self._ids), upstream, method, path, started, wall)
         self._upstream(upstream).calls.append(record)  # the deque drops the oldest

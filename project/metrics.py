@@ -29,6 +29,15 @@ OVERLOADED = Counter(
     ["upstream"],
 )
 HEDGES = Counter("upstream_hedges_total", "Hedged attempts sent", ["upstream"])
+HOST_ATTEMPTS = Counter(
+    "upstream_host_attempts_total",
+    "Attempts by host and outcome (upstreams with several hosts only)",
+    ["upstream", "host", "outcome"],
+)
+EJECTIONS = Counter(
+    "upstream_host_ejections_total", "Hosts ejected by outlier detection", ["upstream", "host"]
+)
+EJECTED = Gauge("upstream_host_ejected", "1 while the host is ejected", ["upstream", "host"])
 BREAKER_STATE = Gauge(
     "upstream_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["upstream"]
 )
@@ -43,29 +52,44 @@ CALL_SECONDS = Histogram(
 )
 
 _BREAKER = {ev.BREAKER_CLOSED: 0, ev.BREAKER_HALF_OPEN: 1, ev.BREAKER_OPENED: 2}
-_ATTEMPT_EVENTS = (ev.CALL_SUCCEEDED, ev.RETRY_SCHEDULED, ev.CALL_FAILED)
 
 
 def record_event(event: Event) -> None:
     """Listener for ``RetryManager(listeners=...)``."""
     upstream = event.upstream
-    if event.name in _ATTEMPT_EVENTS and event.outcome is not None:
+    match event:
+        case ev.CallSucceeded() | ev.RetryScheduled() | ev.CallFailed():
+            _attempt(event)
+            if isinstance(event, ev.RetryScheduled):
+                RETRIES.labels(upstream).inc()
+        case ev.BudgetExhausted():
+            BUDGET_EXHAUSTED.labels(upstream).inc()
+        case ev.BreakerRejected():
+            REJECTED.labels(upstream).inc()
+        case ev.BulkheadRejected():
+            OVERLOADED.labels(upstream).inc()
+        case ev.HedgeSent():
+            HEDGES.labels(upstream).inc()
+        case ev.BreakerOpened() | ev.BreakerHalfOpen() | ev.BreakerClosed():
+            BREAKER_STATE.labels(upstream).set(_BREAKER[event.name])
+            TRANSITIONS.labels(upstream, event.name.removeprefix("breaker_")).inc()
+        case ev.HostEjected():
+            EJECTIONS.labels(upstream, event.host).inc()
+            EJECTED.labels(upstream, event.host).set(1)
+        case ev.HostReturned():
+            EJECTED.labels(upstream, event.host).set(0)
+
+
+def _attempt(event: ev.CallEvent) -> None:
+    """An attempt that decided (succeeded, retried, gave up), and a whole call's time."""
+    upstream = event.upstream
+    if event.outcome is not None:
         ATTEMPTS.labels(upstream, event.outcome).inc()
         if event.outcome in TIMEOUTS:
             TIMEOUT_ATTEMPTS.labels(upstream).inc()
-    if event.name == ev.RETRY_SCHEDULED:
-        RETRIES.labels(upstream).inc()
-    elif event.name == ev.BUDGET_EXHAUSTED:
-        BUDGET_EXHAUSTED.labels(upstream).inc()
-    elif event.name == ev.BREAKER_REJECTED:
-        REJECTED.labels(upstream).inc()
-    elif event.name == ev.BULKHEAD_REJECTED:
-        OVERLOADED.labels(upstream).inc()
-    elif event.name == ev.HEDGE_SENT:
-        HEDGES.labels(upstream).inc()
-    elif event.name in _BREAKER:
-        BREAKER_STATE.labels(upstream).set(_BREAKER[event.name])
-        TRANSITIONS.labels(upstream, event.name.removeprefix("breaker_")).inc()
-    if event.name in (ev.CALL_SUCCEEDED, ev.CALL_FAILED) and event.duration is not None:
-        result = "success" if event.name == ev.CALL_SUCCEEDED else "failure"
-        CALL_SECONDS.labels(upstream, result).observe(event.duration)
+        if event.host is not None:
+            HOST_ATTEMPTS.labels(upstream, event.host, event.outcome).inc()
+    duration = getattr(event, "duration", None)
+    if duration is not None:
+        result = "success" if isinstance(event, ev.CallSucceeded) else "failure"
+        CALL_SECONDS.labels(upstream, result).observe(duration)

@@ -21,6 +21,7 @@ from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
 from project.resilience import (
+    DEFAULT_RETRY_AFTER,
     CircuitOpen,
     UpstreamBadResponse,
     UpstreamError,
@@ -31,8 +32,6 @@ from project.resilience import (
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-#: Retry-After sent to our callers when the upstream gave none and no breaker says when.
-DEFAULT_RETRY_AFTER = 1.0
 
 #: How each way an upstream call fails is answered: status, code suffix, detail. Most
 #: specific class first. ``{service}`` is the upstream's name, capitalised.

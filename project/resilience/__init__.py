@@ -13,6 +13,7 @@ from .bulkhead import Bulkhead
 from .config import RETRY_STATUSES, UpstreamConfig
 from .deadline import Deadline
 from .errors import (
+    DEFAULT_RETRY_AFTER,
     Attempt,
     CircuitOpen,
     UpstreamBadResponse,
@@ -30,6 +31,7 @@ from .transport import DEADLINE_HEADER
 
 __all__ = [
     "DEADLINE_HEADER",
+    "DEFAULT_RETRY_AFTER",
     "IDEMPOTENCY_HEADER",
     "IDEMPOTENT_METHODS",
     "RETRY_STATUSES",

@@ -1,6 +1,10 @@
 """Circuit breaker: stop calling an upstream that is failing or slow, probe it, resume when
 it heals.
 
+A state machine as resilience4j's ``CircuitBreakerStateMachine``: one small object per
+state (``_Closed``, ``_Open``, ``_HalfOpen``), each answering ``allow``, ``record`` and
+``release``; a transition is one swap of the current state, under the lock, and a fresh
+``_Closed`` brings fresh counts (what failed before the outage is forgotten when it ends).
 The lock guards a few counters only and is never held during I/O, so concurrent calls
 through a closed breaker run in parallel (pybreaker holds its lock for the whole call,
 which serialises every request to the upstream). Transitions are reported to listeners
@@ -14,9 +18,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .deadline import Clock
-from .window import SlidingCounts
+from .window import SlidingCount
 
 
 class State(enum.Enum):
@@ -66,9 +72,214 @@ class Permit:
         return self.counted_at is not None
 
 
-def _counted(permit: Permit | None) -> bool:
-    """Counted as a slow call already, while still in flight?"""
-    return permit is not None and permit.slow
+class Counts(NamedTuple):
+    """The closed breaker's window: calls that succeeded, failed, and were slow."""
+
+    successes: int
+    failures: int
+    slow: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """When to open, and for how long; the same for every state."""
+
+    failure_ratio: float
+    min_calls: int
+    consecutive_failures: int
+    window: float
+    reset: float
+    slow_call: float
+    slow_call_ratio: float
+
+    def is_slow(self, seconds: float) -> bool:
+        return self.slow_call > 0 and seconds >= self.slow_call
+
+    def probe_slow(self) -> str:
+        return f"probe took over {self.slow_call:g} s"
+
+
+#: A state's answer when it ends: the next state, and why.
+Move = tuple["_Closed | _Open | _HalfOpen", str]
+
+
+class _Closed:
+    """Calls go through; counted over a sliding window and in a row."""
+
+    state = State.CLOSED
+
+    def __init__(self, rules: _Rules, clock: Clock) -> None:
+        self.rules = rules
+        self.clock = clock
+        self.successes = SlidingCount(rules.window, clock)
+        self.failures = SlidingCount(rules.window, clock)
+        self.slow = SlidingCount(rules.window, clock)
+        self.in_flight: dict[Permit, None] = {}  # oldest first
+        self.in_a_row = 0  # bad calls in a row: failed, or slow
+        self.row_slow = False  # some of them were slow (for the log line)
+
+    def allow(self, now: float) -> Permit | Move:
+        """A permit; or, if calls still in flight have just made it, the move to open."""
+        move = self._count_overdue(now)
+        if move is not None:
+            return move
+        permit = Permit(now)
+        self.in_flight[permit] = None
+        return permit
+
+    def record(self, permit: Permit | None, success: bool, now: float) -> Move | None:
+        if not self._current(permit):
+            return None
+        slow = self._slow(permit, now)
+        if permit is not None and permit.counted_at is not None:  # counted while in flight
+            if not success:  # as a success; it failed: one failed call, not two calls
+                self.successes.add_at(permit.counted_at, -1)
+                self.failures.add()
+            return self._judge()
+        (self.successes if success else self.failures).add()
+        if slow:
+            self.slow.add()
+        return self._streak(bad=slow or not success, slow=slow and success)
+
+    def release(self, permit: Permit | None, now: float) -> Move | None:
+        """Only a slow call counts, as a slow success, once."""
+        if not self._current(permit) or not self._slow(permit, now):
+            return None
+        if permit is not None and permit.slow:
+            return None
+        self.successes.add()
+        self.slow.add()
+        return self._streak(bad=True, slow=True)
+
+    def counts(self) -> Counts:
+        return Counts(self.successes.total(), self.failures.total(), self.slow.total())
+
+    def _current(self, permit: Permit | None) -> bool:
+        """Forget ``permit``: was it given by this state (not before a transition)?"""
+        return permit is None or self.in_flight.pop(permit, False) is None
+
+    def _slow(self, permit: Permit | None, now: float) -> bool:
+        return permit is not None and (permit.slow or self.rules.is_slow(permit.waited(now)))
+
+    def _streak(self, *, bad: bool, slow: bool) -> Move | None:
+        if not bad:
+            self.in_a_row, self.row_slow = 0, False
+            return None
+        self.in_a_row += 1
+        self.row_slow |= slow
+        return self._judge()
+
+    def _count_overdue(self, now: float) -> Move | None:
+        """Count each call in flight past ``slow_call`` as a slow call, once, now. At most
+        the bulkhead's limit of calls are in flight: a short scan."""
+        if self.rules.slow_call <= 0:
+            return None
+        counted = False
+        for permit in self.in_flight:
+            if not permit.slow and self.rules.is_slow(permit.waited(now)):
+                permit.counted_at, counted = int(now), True
+                self.successes.add()
+                self.slow.add()
+        # Calls side by side went slow together: one more in the streak, not one each (a
+        # single stall of the upstream must not look like five slow calls in a row).
+        return self._streak(bad=True, slow=True) if counted else None
+
+    def _judge(self) -> Move | None:
+        """Open, and why, if the calls so far say so."""
+        rules = self.rules
+        if self.in_a_row >= rules.consecutive_failures:
+            bad = "slow or failed calls" if self.row_slow else "failures"
+            return self._open(f"{self.in_a_row} consecutive {bad}")
+        successes, failures, slow = self.counts()
+        calls = max(0, successes) + failures  # a slow call that then failed moved over
+        if calls < rules.min_calls:
+            return None
+        if failures / calls >= rules.failure_ratio:
+            return self._open(f"{failures} of the last {calls} calls failed")
+        if rules.slow_call > 0 and slow / calls >= rules.slow_call_ratio:
+            return self._open(f"{slow} of the last {calls} calls took over {rules.slow_call:g} s")
+        return None
+
+    def _open(self, cause: str) -> Move:
+        return _Open(self.rules, self.clock, self.clock()), cause
+
+
+class _Open:
+    """Nothing goes through until ``reset`` has passed; then the first caller probes."""
+
+    state = State.OPEN
+
+    def __init__(self, rules: _Rules, clock: Clock, opened_at: float) -> None:
+        self.rules = rules
+        self.clock = clock
+        self.opened_at = opened_at
+
+    def allow(self, now: float) -> Permit | Move | None:
+        if now - self.opened_at < self.rules.reset:
+            return None
+        return _HalfOpen(self.rules, self.clock), f"open for {self.rules.reset:g} s, probing"
+
+    def record(self, permit: Permit | None, success: bool, now: float) -> Move | None:
+        return None  # from before it opened: stale news
+
+    def release(self, permit: Permit | None, now: float) -> Move | None:
+        return None
+
+    def retry_after(self, now: float) -> float:
+        return max(0.0, self.opened_at + self.rules.reset - now)
+
+    def counts(self) -> Counts:
+        return Counts(0, 0, 0)
+
+
+class _HalfOpen:
+    """One probe at a time; its quick success closes, its failure or slowness reopens."""
+
+    state = State.HALF_OPEN
+
+    def __init__(self, rules: _Rules, clock: Clock) -> None:
+        self.rules = rules
+        self.clock = clock
+        self.probe: Permit | None = None
+        self.probe_started = 0.0
+
+    def allow(self, now: float) -> Permit | None:
+        """The probe's permit, for one caller; another after ``reset`` if the probe never
+        reported back (its thread died)."""
+        if self.probe is not None and now - self.probe_started < self.rules.reset:
+            return None
+        self.probe, self.probe_started = Permit(now), now
+        return self.probe
+
+    def record(self, permit: Permit | None, success: bool, now: float) -> Move | None:
+        if not self._is_probe(permit):
+            return None
+        if not success:
+            return self._reopen("probe failed", now)
+        if self._slow(permit, now):
+            return self._reopen(self.rules.probe_slow(), now)
+        return _Closed(self.rules, self.clock), "probe succeeded"
+
+    def release(self, permit: Permit | None, now: float) -> Move | None:
+        """The probe's caller cut it: only its slowness says something."""
+        if self._is_probe(permit) and self._slow(permit, now):
+            return self._reopen(self.rules.probe_slow(), now)
+        return None
+
+    def counts(self) -> Counts:
+        return Counts(0, 0, 0)
+
+    def _is_probe(self, permit: Permit | None) -> bool:
+        if permit is not None and permit is not self.probe:
+            return False
+        self.probe = None
+        return True
+
+    def _slow(self, permit: Permit | None, now: float) -> bool:
+        return permit is not None and self.rules.is_slow(permit.waited(now))
+
+    def _reopen(self, cause: str, now: float) -> Move:
+        return _Open(self.rules, self.clock, now), cause
 
 
 class CircuitBreaker:
@@ -77,14 +288,14 @@ class CircuitBreaker:
     ``consecutive_failures`` calls in a row that failed or were slow. (The ratios are
     diluted by the healthy calls still in the window: 400 of them at 40/s kept a slow
     upstream's breaker closed for 7.5 s; in a row, it opens a second after the slowness
-    starts.) after ``reset`` seconds open, one probe goes
-    through (half-open): its quick success closes the breaker, its failure or slowness
-    reopens it.
+    starts.) After ``reset`` seconds open, one probe goes through (half-open): its quick
+    success closes the breaker, its failure or slowness reopens it.
 
     A call still in flight past ``slow_call`` is counted slow at once, not when it ends
     (resilience4j counts a slow call only when it returns, so a hung upstream that holds
     every call stays "healthy" until the timeouts fire). It is counted whoever ends it:
-    a caller's own short deadline does not hide a slow upstream.
+    a caller's own short deadline does not hide a slow upstream. A report about a call
+    from before the breaker last opened or closed is stale news, and ignored.
     """
 
     def __init__(
@@ -100,185 +311,100 @@ class CircuitBreaker:
         clock: Clock = time.monotonic,
         on_transition: Transition | None = None,
     ) -> None:
-        self.failure_ratio = failure_ratio
-        self.min_calls = min_calls
-        self.consecutive_failures = consecutive_failures
-        self.reset = reset
-        self.slow_call = slow_call
-        self.slow_call_ratio = slow_call_ratio
+        self.rules = _Rules(
+            failure_ratio=failure_ratio,
+            min_calls=min_calls,
+            consecutive_failures=consecutive_failures,
+            window=window,
+            reset=reset,
+            slow_call=slow_call,
+            slow_call_ratio=slow_call_ratio,
+        )
         self._clock = clock
         self._on_transition = on_transition
-        self._counts = SlidingCounts(window, clock)  # a: successes, b: failures
-        self._slow = SlidingCounts(window, clock)  # a: slow calls
-        self._in_flight: dict[Permit, None] = {}  # oldest first: permits in start order
         self._lock = threading.Lock()
-        self._state = State.CLOSED
-        self._consecutive = 0  # bad calls in a row: failed, or slow
-        self._streak_slow = False  # some of them were slow (for the log line)
-        self._opened_at = 0.0
-        self._probe: Permit | None = None  # in half-open: the one call let through
-        self._probe_started = 0.0
+        self._state: _Closed | _Open | _HalfOpen = _Closed(self.rules, clock)
+
+    # The rules, by the names callers know.
+    failure_ratio = property(lambda self: self.rules.failure_ratio)
+    consecutive_failures = property(lambda self: self.rules.consecutive_failures)
+    reset = property(lambda self: self.rules.reset)
 
     @property
     def state(self) -> State:
-        with self._lock:
-            return self._state
+        return self._state.state  # one read of one attribute: no lock needed
 
     def allow(self) -> Permit | None:
         """May a call go out now? Its permit, or ``None``. In half-open, a permit for
-        exactly one caller: the probe. A probe that never reports back (its thread died) is
-        replaced after ``reset`` seconds.
-        """
-        transition = None
-        permit = None
+        exactly one caller: the probe."""
+        moves: list[tuple[State, str]] = []
         with self._lock:
             now = self._clock()
-            if self._state is State.CLOSED:
-                transition = self._count_overdue(now)  # may open the breaker: then no permit
-                if transition is None:
-                    return self._permit(now)
-            elif self._state is State.OPEN and now - self._opened_at >= self.reset:
-                self._state = State.HALF_OPEN
-                transition = (State.HALF_OPEN, f"open for {self.reset:g} s, probing")
-            if self._state is State.HALF_OPEN and (
-                self._probe is None or now - self._probe_started >= self.reset
-            ):
-                self._probe_started = now
-                permit = self._probe = self._permit(now)
-        self._notify(transition)
-        return permit
+            answer = self._state.allow(now)
+            while isinstance(answer, tuple):  # closed -> open, or open -> half-open
+                moves.append(self._swap(answer))
+                answer = self._state.allow(now) if answer[0].state is State.HALF_OPEN else None
+        for move in moves:
+            self._notify(move)
+        return answer
 
     def record(self, permit: Permit | None = None, *, success: bool) -> None:
-        """Report how a call that ``allow()`` let through ended. A call from before the
-        breaker last opened or closed is stale news, and ignored."""
-        transition = None
+        """Report how a call that ``allow()`` let through ended."""
         with self._lock:
-            live, slow = self._end(permit)
-            if self._state is State.HALF_OPEN and (permit is None or permit is self._probe):
-                self._probe = None
-                if not success:
-                    transition = self._open("probe failed")
-                elif slow:
-                    transition = self._open(f"probe took over {self.slow_call:g} s")
-                else:
-                    transition = self._close()
-            elif self._state is State.CLOSED and live:
-                if _counted(permit):  # as a (slow) success, while in flight
-                    if not success:  # it failed: one failed call, not two calls
-                        self._counts.add_at(permit.counted_at, a=-1)  # type: ignore[union-attr]
-                        self._counts.add(b=1)
-                else:
-                    self._counts.add(a=int(success), b=int(not success))
-                    self._slow.add(a=int(slow))
-                if success and not slow:
-                    self._consecutive, self._streak_slow = 0, False
-                elif not _counted(permit):  # a call counted slow in flight is in it already
-                    self._consecutive += 1
-                    self._streak_slow |= success
-                if slow or not success:
-                    transition = self._maybe_open()
-        self._notify(transition)
+            move = self._state.record(permit, success, self._clock())
+            done = self._swap(move) if move else None
+        self._notify(done)
 
     def release(self, permit: Permit | None = None) -> None:
         """A call that ``allow()`` let through ended saying nothing about the upstream's
         answers (its caller's own deadline cut it). Only its slowness counts, if it got
-        that far; in half-open, the probe's place is freed.
-        """
-        transition = None
+        that far; in half-open, the probe's place is freed."""
         with self._lock:
-            live, slow = self._end(permit)
-            if self._state is State.HALF_OPEN and (permit is None or permit is self._probe):
-                self._probe = None
-                if slow:  # a caller's deadline ended the wait; Users was slow all the same
-                    transition = self._open(f"probe took over {self.slow_call:g} s")
-            elif self._state is State.CLOSED and live and slow and not _counted(permit):
-                self._counts.add(a=1)
-                self._slow.add(a=1)
-                self._consecutive += 1
-                self._streak_slow = True
-                transition = self._maybe_open()
-        self._notify(transition)
+            move = self._state.release(permit, self._clock())
+            done = self._swap(move) if move else None
+        self._notify(done)
 
-    @property
-    def in_flight(self) -> int:
+    def counts(self) -> Counts:
+        """The closed state's window (zeros in the other states)."""
         with self._lock:
-            return len(self._in_flight)
-
-    def _permit(self, now: float) -> Permit:
-        permit = Permit(now)
-        self._in_flight[permit] = None
-        return permit
-
-    def _end(self, permit: Permit | None) -> tuple[bool, bool]:
-        """Forget ``permit``: was it still current (not from before a transition), and
-        was its call slow?"""
-        if permit is None:
-            return True, False  # a caller that keeps no permits (tests): always current
-        live = self._in_flight.pop(permit, False) is None
-        return live, permit.slow or self._is_slow(permit.waited(self._clock()))
-
-    def _is_slow(self, seconds: float) -> bool:
-        return self.slow_call > 0 and seconds >= self.slow_call
-
-    def _count_overdue(self, now: float) -> tuple[State, str] | None:
-        """Count each call in flight past ``slow_call`` as a slow call, once, now. At most
-        the bulkhead's limit of calls are in flight: a short scan."""
-        if self.slow_call <= 0:
-            return None
-        counted = False
-        for permit in self._in_flight:
-            if not permit.slow and self._is_slow(permit.waited(now)):
-                permit.counted_at, counted = int(now), True
-                self._counts.add(a=1)
-                self._slow.add(a=1)
-        if not counted:
-            return None
-        # Calls side by side went slow together: one more in the streak, not one each (a
-        # single stall of the upstream must not look like five slow calls in a row).
-        self._consecutive += 1
-        self._streak_slow = True
-        return self._maybe_open()
+            return self._state.counts()
 
     def retry_after(self) -> float:
         """Seconds until the next probe may go out; 0 when not open."""
-        with self._lock:
-            if self._state is not State.OPEN:
-                return 0.0
-            return max(0.0, self._opened_at + self.reset - self._clock())
+        state = self._state
+        return state.retry_after(self._clock()) if isinstance(state, _Open) else 0.0
 
     def retry_after_header(self) -> int:
         """``retry_after()`` rounded up to whole seconds, at least 1, for a ``Retry-After``."""
         return max(1, math.ceil(self.retry_after()))
 
-    def _maybe_open(self) -> tuple[State, str] | None:
-        if self._consecutive >= self.consecutive_failures:
-            bad = "slow or failed calls" if self._streak_slow else "failures"
-            return self._open(f"{self._consecutive} consecutive {bad}")
-        successes, failures = self._counts.totals()
-        calls = max(0, successes) + failures  # a slow call that then failed moved a to b
-        if calls < self.min_calls:
-            return None
-        if failures / calls >= self.failure_ratio:
-            return self._open(f"{failures} of the last {calls} calls failed")
-        slow = self._slow.totals()[0]
-        if self.slow_call > 0 and slow / calls >= self.slow_call_ratio:
-            return self._open(f"{slow} of the last {calls} calls took over {self.slow_call:g} s")
-        return None
-
-    def _open(self, cause: str) -> tuple[State, str]:
-        self._state = State.OPEN
-        self._opened_at = self._clock()
-        self._in_flight.clear()  # calls still out are from before: their news will be stale
-        return State.OPEN, cause
-
-    def _close(self) -> tuple[State, str]:
-        self._state = State.CLOSED
-        self._consecutive, self._streak_slow = 0, False
-        self._counts.clear()
-        self._slow.clear()
-        self._in_flight.clear()  # calls still out started before the probe: stale news
-        return State.CLOSED, "probe succeeded"
+    def _swap(self, move: Move) -> tuple[State, str]:
+        self._state, cause = move
+        return self._state.state, cause
 
     def _notify(self, transition: tuple[State, str] | None) -> None:
         if transition and self._on_transition:
             self._on_transition(*transition)
+
+
+class NoBreaker:
+    """A breaker that lets everything through and counts nothing: ``breaker=False``, with
+    no ``None`` checks in the loop."""
+
+    state = State.CLOSED
+    reset = 0.0
+
+    def allow(self) -> Permit:
+        return Permit(0.0)
+
+    def record(self, permit: Permit | None = None, *, success: bool) -> None:
+        pass
+
+    def release(self, permit: Permit | None = None) -> None:
+        pass
+
+    def retry_after(self) -> float:
+        return 0.0
+
+    def retry_after_header(self) -> int:
+        return 1

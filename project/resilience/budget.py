@@ -16,7 +16,7 @@ import threading
 import time
 
 from .deadline import Clock
-from .window import SlidingCounts
+from .window import SlidingCount
 
 
 class RetryBudget:
@@ -32,30 +32,36 @@ class RetryBudget:
     ) -> None:
         self.ratio = ratio
         self.floor = min_per_second * window
-        self._counts = SlidingCounts(window, clock)  # a: requests, b: retries
+        self.window = window
+        self._requests = SlidingCount(window, clock)  # first attempts
+        self._retries = SlidingCount(window, clock)  # taken, net of refunds
         self._lock = threading.Lock()
 
     def record_request(self) -> None:
         """A first attempt went out: it earns ``ratio`` of a retry."""
         with self._lock:
-            self._counts.add(a=1)
+            self._requests.add()
 
     def try_acquire(self) -> bool:
         """Take one retry from the budget; ``False``, and nothing taken, when it is spent."""
         with self._lock:
-            requests, retries = self._counts.totals()
-            if retries + 1 > self.floor + self.ratio * requests:
+            if self._retries.total() + 1 > self.floor + self.ratio * self._requests.total():
                 return False
-            self._counts.add(b=1)
+            self._retries.add()
             return True
 
     def refund(self) -> None:
         """A retry taken with ``try_acquire`` succeeded: it costs the budget nothing."""
         with self._lock:
-            self._counts.add(b=-1)
+            self._retries.add(-1)
 
     def available(self) -> float:
         """Retries that could be taken now (for tests, metrics and logs)."""
+        requests, retries = self.counts()
+        return self.floor + self.ratio * requests - retries
+
+    def counts(self) -> tuple[int, int]:
+        """(first attempts, retries net of refunds) in the window: the budget's own
+        bookkeeping, which the resilience page shows as it is."""
         with self._lock:
-            requests, retries = self._counts.totals()
-            return self.floor + self.ratio * requests - retries
+            return self._requests.total(), self._retries.total()

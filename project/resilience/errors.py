@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Seconds to tell a caller to wait when nothing better is known: a call the bulkhead
+#: refused (the slow calls ahead of it take about this), or an outage with no Retry-After.
+DEFAULT_RETRY_AFTER = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:

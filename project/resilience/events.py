@@ -1,10 +1,17 @@
-"""Instrumentation as hooks: one named event per decision, feeding logs (and metrics) alike."""
+"""Instrumentation as hooks: one typed event per decision, feeding logs, metrics and the
+resilience page alike (resilience4j's and Polly's typed events).
+
+Each kind is its own class with the fields it has, its stable ``name`` (dashboards and
+alerts key on it), its log level and its one line (``describe``); a listener matches on
+the class. ``fields()`` is the same facts for machines: the JSON log and ``extra``.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 logger = logging.getLogger("project.resilience")
 
@@ -19,65 +26,197 @@ BREAKER_CLOSED = "breaker_closed"
 BREAKER_REJECTED = "breaker_rejected"
 BULKHEAD_REJECTED = "bulkhead_rejected"
 HEDGE_SENT = "hedge_sent"
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """What happened, to which upstream; times in seconds, ``None`` where it does not apply."""
-
-    name: str
-    upstream: str
-    attempt: int | None = None
-    max_attempts: int | None = None
-    method: str | None = None
-    path: str | None = None
-    outcome: str | None = None
-    elapsed: float | None = None
-    wait: float | None = None
-    time_left: float | None = None
-    cause: str | None = None
-    duration: float | None = None  # the whole call, on call_succeeded and call_failed
-
-    def fields(self) -> dict[str, object]:
-        """The set fields, ``name`` as ``event`` (``name`` is taken on a ``LogRecord``)."""
-        data = {k: v for k, v in asdict(self).items() if v is not None}
-        data["event"] = data.pop("name")
-        return data
-
-
-Listener = Callable[[Event], None]
+HOST_EJECTED = "host_ejected"
+HOST_RETURNED = "host_returned"
 
 
 def _ms(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def describe(event: Event) -> str:
-    """One human-readable line; the same facts are in ``event.fields()`` for machines."""
-    head = f"{event.upstream} {event.name}"
-    if event.attempt is not None:
-        head = (
-            f"{event.upstream} {event.method} {event.path} "
-            f"attempt {event.attempt}/{event.max_attempts}: {event.outcome} "
-            f"in {_ms(event.elapsed)}"
-        )
-    if event.name == RETRY_SCHEDULED:
-        return f"{head}; retry in {event.wait:.2f} s (time left {event.time_left:.2f} s)"
-    if event.name == CALL_FAILED:
-        return f"{head}; giving up: {event.cause}"
-    if event.name == CALL_SUCCEEDED:
-        return head
-    if event.name == HEDGE_SENT:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What happened, to which upstream; times in seconds."""
+
+    name: ClassVar[str]
+    level: ClassVar[int] = logging.WARNING
+    upstream: str
+    cause: str | None = None
+
+    def fields(self) -> dict[str, object]:
+        """The set fields, and ``name`` as ``event`` (``name`` is taken on a ``LogRecord``)."""
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        data["event"] = self.name
+        return data
+
+    def describe(self) -> str:
+        """One human-readable line; the same facts are in ``fields()`` for machines."""
+        head = self.head()
+        return f"{head}: {self.cause}" if self.cause else head
+
+    def head(self) -> str:
+        return f"{self.upstream} {self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEvent(Event):
+    """About one call (``method path``), and the attempt that decided, if one went out;
+    ``host`` only where the upstream has several."""
+
+    method: str | None = None
+    path: str | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+    outcome: str | None = None
+    elapsed: float | None = None
+    host: str | None = None
+
+    def head(self) -> str:
+        """The attempt that decided, or the call's name if none went out."""
+        if self.attempt is None:
+            return Event.head(self)
+        on = f" on {self.host}" if self.host else ""
         return (
-            f"{event.upstream} {event.method} {event.path} attempt {event.attempt}/"
-            f"{event.max_attempts}: hedge sent, no answer after {_ms(event.elapsed)}"
+            f"{self.upstream} {self.method} {self.path} attempt {self.attempt}/"
+            f"{self.max_attempts}{on}: {self.outcome} in {_ms(self.elapsed)}"
         )
-    return f"{head}: {event.cause}" if event.cause else head
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSucceeded(CallEvent):
+    name = CALL_SUCCEEDED
+    level = logging.INFO
+    duration: float | None = None  # the whole call
+
+    def describe(self) -> str:
+        return self.head()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryScheduled(CallEvent):
+    name = RETRY_SCHEDULED
+    wait: float = 0.0
+    time_left: float = 0.0
+
+    def describe(self) -> str:
+        return f"{self.head()}; retry in {self.wait:.2f} s (time left {self.time_left:.2f} s)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFailed(CallEvent):
+    name = CALL_FAILED
+    duration: float | None = None
+
+    def describe(self) -> str:
+        return f"{self.head()}; giving up: {self.cause}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetExhausted(CallEvent):
+    name = BUDGET_EXHAUSTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerRejected(CallEvent):
+    """Not sent: the breaker is open."""
+
+    name = BREAKER_REJECTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BulkheadRejected(CallEvent):
+    """Not sent: the bulkhead is full."""
+
+    name = BULKHEAD_REJECTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HedgeSent(CallEvent):
+    name = HEDGE_SENT
+    level = logging.INFO
+
+    def describe(self) -> str:
+        on = f" on {self.host}" if self.host else ""
+        return (
+            f"{self.upstream} {self.method} {self.path} attempt {self.attempt}/"
+            f"{self.max_attempts}{on}: hedge sent, no answer after {_ms(self.elapsed)}"
+        )
+
+    def head(self) -> str:
+        return self.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerOpened(Event):
+    name = BREAKER_OPENED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerHalfOpen(Event):
+    name = BREAKER_HALF_OPEN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerClosed(Event):
+    name = BREAKER_CLOSED
+    level = logging.INFO
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostEvent(Event):
+    """About one host of an upstream with several."""
+
+    host: str
+
+    def head(self) -> str:
+        return f"{self.upstream} {self.name} {self.host}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostEjected(HostEvent):
+    name = HOST_EJECTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostReturned(HostEvent):
+    name = HOST_RETURNED
+    level = logging.INFO
+
+
+#: Every kind, by its stable name.
+KINDS: dict[str, type[Event]] = {
+    kind.name: kind
+    for kind in (
+        CallSucceeded,
+        RetryScheduled,
+        CallFailed,
+        BudgetExhausted,
+        BreakerRejected,
+        BulkheadRejected,
+        HedgeSent,
+        BreakerOpened,
+        BreakerHalfOpen,
+        BreakerClosed,
+        HostEjected,
+        HostReturned,
+    )
+}
+
+
+def make(name: str, upstream: str, **fields: Any) -> Event:
+    """The event of kind ``name`` (for code that has the name, such as tests)."""
+    return KINDS[name](upstream=upstream, **fields)
+
+
+Listener = Callable[[Event], None]
+
+
+def describe(event: Event) -> str:
+    """``event.describe()``, as a function for listeners."""
+    return event.describe()
 
 
 def log_event(event: Event) -> None:
     """Default listener: a log line per event, its fields under ``extra`` for structured logs."""
-    quiet = (CALL_SUCCEEDED, BREAKER_CLOSED, HEDGE_SENT)  # normal operation
-    level = logging.INFO if event.name in quiet else logging.WARNING
-    if logger.isEnabledFor(level):  # formatting costs more than the rest of a call
-        logger.log(level, describe(event), extra=event.fields())
+    if logger.isEnabledFor(event.level):  # formatting costs more than the rest of a call
+        logger.log(event.level, event.describe(), extra=event.fields())

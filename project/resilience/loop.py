@@ -4,10 +4,15 @@ The tutorial mounted ``HTTPAdapter(max_retries=Retry(...))`` on a new ``Session`
 and let urllib3 loop. That loop cannot clip each attempt to a total deadline, cut off a
 body that trickles in, consult a retry budget, a bulkhead or a circuit breaker, hedge, or
 log each attempt. So the transport (``transport.py``) makes exactly one attempt, the
-policy (``policy.py``) judges it, and this module runs the loop between them:
+call's ``RetryState`` (``policy.py``) decides what follows, and this module runs the loop
+between them:
 
-    breaker, bulkhead -> attempt (hedged?) -> verdict -> attempts left? -> wait fits? ->
-    breaker still closed? -> budget? -> sleep -> breaker still closed? -> attempt ...
+    admission (breaker, bulkhead) -> host -> attempt (hedged?) -> decision -> breaker
+    still closed? -> budget? -> sleep -> breaker still closed? -> host -> attempt ...
+
+With several hosts (``hosts.py``), each attempt goes to the best host this call has not
+tried, and a retry to such a host goes at once: the backoff spreads repeated load on one
+server, and another replica has not seen this call.
 
 Every way the loop gives up goes through ``_give_up``: its events, then one error.
 """
@@ -26,12 +31,14 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from . import events, policy
-from .breaker import CircuitBreaker, Permit, State
+from .admission import Admission
+from .breaker import CircuitBreaker, NoBreaker, Permit, State
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
 from .config import UpstreamConfig
 from .deadline import Clock, Deadline
 from .errors import (
+    DEFAULT_RETRY_AFTER,
     Attempt,
     CircuitOpen,
     UpstreamBadResponse,
@@ -41,19 +48,24 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .events import Event, Listener
-from .hedging import Hedger
-from .outcome import Outcome
+from .hedging import Hedger, Race, Runner
+from .hosts import Host, HostSet, Lease
+from .outcome import TIMEOUTS, Outcome
+from .policy import Decision, Kind, RetryState
 from .testing import is_testing
 from .transport import Request, Transport
-from .watchdog import WATCHDOG, Watchdog
+from .watchdog import WATCHDOG, Guard, Watchdog
+
+#: An attempt's facts, shared by the events about it (``_attempt_facts``).
+Facts = dict[str, Any]
 
 BUDGET_SPENT = "retry budget exhausted"
 OPENED_MEANWHILE = "the circuit opened meanwhile (other calls failed)"
 NO_TIME = "deadline exceeded before an attempt could start"
+NO_HOST = "every host in rotation has its attempts in flight"
 #: In a call's history: the attempt of a hedged pair that did not win, cancelled or ignored.
 HEDGE_LOST = "hedge_lost"
-#: Retry-After for a call the bulkhead refused: the slow calls ahead of it take about this.
-OVERLOADED_RETRY_AFTER = 1.0
+GATEWAY_TIMEOUT = 504
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +87,18 @@ class _Call:
     """One call's state, from first attempt to answer or give-up."""
 
     request: Request
-    path: str
     deadline: Deadline  # the one that binds: the configured one or the caller's, if tighter
     own: Deadline  # the configured one
     tighter: bool  # the caller's deadline binds
-    keyed: bool  # carries an Idempotency-Key
     started: float
-    permit: Permit | None  # the breaker's, paused while the loop sleeps
+    permit: Permit  # the breaker's, paused while the loop sleeps
+    retry: RetryState
     history: list[Attempt] = field(default_factory=list)
+    tried: list[Host] = field(default_factory=list)  # hosts its attempts went to
+
+    @property
+    def path(self) -> str:
+        return self.request.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +112,12 @@ class _Tried:
     left: float
     own_left: float
     hedge: bool = False  # sent beside another attempt, not after a failure
+    host: Host | None = None
+    sent: int = 1  # attempts this round: two for a hedged pair
+
+
+#: Before any attempt: no outcome, the whole time.
+_NOTHING_TRIED = _Tried(Outcome(error="deadline_exceeded"), 0, 0.0, 0.0, 0.0)
 
 
 class RetryManager:
@@ -129,25 +151,36 @@ class RetryManager:
             window=config.budget_window,
             clock=clock,
         )
-        self.bulkhead = Bulkhead(config.max_concurrency)
-        self.breaker = (
-            CircuitBreaker(
-                failure_ratio=config.breaker_failure_ratio,
-                min_calls=config.breaker_min_calls,
-                consecutive_failures=config.breaker_consecutive_failures,
-                window=config.breaker_window,
-                reset=config.breaker_reset,
-                slow_call=config.slow_call,
-                slow_call_ratio=config.breaker_slow_call_ratio,
-                clock=clock,
-                on_transition=self._on_breaker,
-            )
-            if config.breaker
-            else None
+        self.hosts = HostSet(config, clock=clock, random=random, notify=self._on_host)
+        self.admission = Admission(
+            config.name, self._breaker(config, clock), Bulkhead(config.max_concurrency)
         )
         self._hedger = Hedger(
             self.transport, workers=2 * config.max_concurrency, name=config.name, clock=clock
         )
+
+    def _breaker(self, config: UpstreamConfig, clock: Clock) -> CircuitBreaker | NoBreaker:
+        if not config.breaker:
+            return NoBreaker()
+        return CircuitBreaker(
+            failure_ratio=config.breaker_failure_ratio,
+            min_calls=config.breaker_min_calls,
+            consecutive_failures=config.breaker_consecutive_failures,
+            window=config.breaker_window,
+            reset=config.breaker_reset,
+            slow_call=config.slow_call,
+            slow_call_ratio=config.breaker_slow_call_ratio,
+            clock=clock,
+            on_transition=self._on_breaker,
+        )
+
+    @property
+    def breaker(self) -> CircuitBreaker | NoBreaker:
+        return self.admission.breaker
+
+    @property
+    def bulkhead(self) -> Bulkhead:
+        return self.admission.bulkhead
 
     @property
     def session(self) -> requests.Session:
@@ -176,238 +209,191 @@ class RetryManager:
         raises an ``UpstreamError`` subclass otherwise. ``deadline`` (a caller's, tighter
         than the configured one) bounds everything, the body included.
         """
-        method = method.upper()
-        cfg = self.config
-        rejected = partial(Event, upstream=cfg.name, method=method, path=path)
-        permit: Permit | None = None
-        if self.breaker is not None:
-            permit = self.breaker.allow()
-            if permit is None:
-                self._emit(rejected(events.BREAKER_REJECTED))
-                raise CircuitOpen(
-                    cfg.name, "circuit open", retry_after=self.breaker.retry_after_header()
-                )
-        if not self.bulkhead.try_enter():
-            if self.breaker is not None:
-                self.breaker.release(permit)
-            cause = f"bulkhead full: {cfg.max_concurrency} calls in flight"
-            self._emit(rejected(events.BULKHEAD_REJECTED, cause=cause))
-            raise UpstreamOverloaded(cfg.name, cause, retry_after=OVERLOADED_RETRY_AFTER)
+        request = Request(
+            method.upper(), path, params, CaseInsensitiveDict(headers or {}), json_body
+        )
+        permit = self._admit(request)
         # The breaker sees what the caller sees: one outcome per call, after the retries.
-        # Flakiness the retries absorb is not an outage; calls that fail despite them are.
-        # A call ended by its caller's own, tighter deadline says nothing about the
-        # upstream's answers: it is not counted (only its slowness is), or anyone could
-        # open the breaker with a short deadline header.
-        healthy: bool | None = None  # a bug (not an UpstreamError) says nothing either
+        healthy: bool | None = None  # a bug (not an UpstreamError) says nothing
         try:
-            call = self._start(method, path, params, headers, json_body, deadline, permit)
-            response = self._run(call)
-        except (UpstreamTimeout, UpstreamUnavailable) as exc:
-            healthy = None if exc.callers_deadline else False
-            raise
-        except UpstreamBadResponse:
-            healthy = True  # it answered: a healthy server with a bad answer
-            raise
-        else:
+            response = self._run(self._start(request, deadline, permit))
             healthy = True
             return response
+        except UpstreamError as exc:
+            healthy = _health(exc)
+            raise
         finally:
-            self.bulkhead.leave()
-            if self.breaker is not None:
-                if healthy is None:
-                    self.breaker.release(permit)
-                else:
-                    self.breaker.record(permit, success=healthy)
+            self.admission.leave(permit, healthy)
 
-    def _start(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        json_body: Any,
-        deadline: Deadline | None,
-        permit: Permit | None,
-    ) -> _Call:
+    def _admit(self, request: Request) -> Permit:
+        try:
+            return self.admission.enter()
+        except (CircuitOpen, UpstreamOverloaded) as refused:
+            facts = {"upstream": self.config.name, "method": request.method, "path": request.path}
+            if isinstance(refused, UpstreamOverloaded):
+                self._emit(events.BulkheadRejected(**facts, cause=refused.reason))
+            else:
+                self._emit(events.BreakerRejected(**facts))
+            raise
+
+    def _start(self, request: Request, deadline: Deadline | None, permit: Permit) -> _Call:
         cfg = self.config
-        sent = CaseInsensitiveDict(headers or {})  # RFC 9110: names are case-insensitive
         own = Deadline.after(cfg.deadline, self._clock)
         binding = own if deadline is None else deadline.earliest(own.remaining())
-        return _Call(
-            request=Request(method, cfg.base_url.rstrip("/") + path, params, sent, json_body),
-            path=path,
-            deadline=binding,
-            own=own,
-            tighter=binding is deadline,
-            keyed=policy.IDEMPOTENCY_HEADER in sent,
-            started=self._clock(),
-            permit=permit,
+        retry = RetryState(
+            request.method,
+            policy.IDEMPOTENCY_HEADER in request.headers,  # RFC 9110: any case
+            cfg.retries,
+            cfg.retry_statuses,
+            cfg.min_attempt,
         )
+        return _Call(request, binding, own, binding is deadline, self._clock(), permit, retry)
 
     def _run(self, call: _Call) -> UpstreamResponse:
         """The retry loop of one call."""
-        cfg = self.config
-        method = call.request.method
         while True:
-            if call.deadline.remaining() < cfg.min_attempt:
-                self._give_up(call, None, NO_TIME, needed=cfg.min_attempt)
+            if call.deadline.remaining() < self.config.min_attempt:
+                self._give_up(
+                    call, _NOTHING_TRIED, policy.give_up(NO_TIME, needed=self.config.min_attempt)
+                )
             if not call.history:
                 self.budget.record_request()
             tried = self._attempt(call)
-            outcome, number, left, own_left = (
-                tried.outcome,
-                tried.number,
-                tried.left,
-                tried.own_left,
-            )
             elapsed = self._clock() - tried.started
-            event = partial(
-                Event,
-                upstream=cfg.name,
-                method=method,
-                path=call.path,
-                attempt=number,
-                max_attempts=cfg.retries + 1,
-                outcome=outcome.label,
-                elapsed=elapsed,
-            )
-            judged = policy.verdict(
-                outcome,
-                method=method,
-                idempotency_key=call.keyed,
-                retry_statuses=cfg.retry_statuses,
-            )
-            if judged.done:
-                _add(call.history, Attempt(number, outcome.label, elapsed))
-                if number > 1 and not tried.hedge:
-                    self.budget.refund()  # a retry that worked was not wasted load; a hedge
-                    # that won still added load, and hedges must stay within the budget
-                duration = self._clock() - call.started
-                self._emit(event(events.CALL_SUCCEEDED, duration=duration))
-                return UpstreamResponse(
-                    outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
-                )
-            attempts = len(call.history) + 1  # this one, and a hedged pair's other one
-            wait, stop, needed, retry_after = self._next_wait(call, outcome, judged, attempts)
-            _add(call.history, Attempt(number, outcome.label, elapsed, None if stop else wait))
-            if stop is not None:
-                self._give_up(
-                    call,
-                    outcome,
-                    stop,
-                    event=event,
-                    left=left,
-                    own_left=own_left,
-                    needed=needed,
-                    retry_after=retry_after,
-                )
-            self._emit(
-                event(
-                    events.RETRY_SCHEDULED,
-                    cause=outcome.label,
-                    wait=wait,
-                    time_left=call.deadline.remaining(),
-                )
-            )
-            self._pause(call, wait)
-            if self._breaker_open():  # do not send it, and give its token back
-                self.budget.refund()
-                self._give_up(call, outcome, OPENED_MEANWHILE, event=event)
+            call.retry = call.retry.sent(tried.sent)
+            decision = self._decide(call, tried)
+            facts = self._attempt_facts(call, tried, elapsed)
+            if decision.kind is Kind.ANSWER:
+                return self._answer(call, tried, elapsed, facts)
+            wait = decision.wait if decision.kind is Kind.RETRY else None
+            _add(call.history, Attempt(tried.number, tried.outcome.label, elapsed, wait))
+            if decision.kind is Kind.GIVE_UP:
+                self._give_up(call, tried, decision, facts)
+            self._wait_to_retry(call, tried, decision, facts)
 
-    def _next_wait(
-        self, call: _Call, outcome: Outcome, judged: policy.Verdict, attempts: int
-    ) -> tuple[float, str | None, float | None, float | None]:
-        """(wait, stop, time another attempt needed, Retry-After) after a failed attempt."""
-        cfg = self.config
-        if judged.stop is not None:
-            return 0.0, judged.stop, None, None
-        if not policy.attempts_left(attempts, retries=cfg.retries):
-            return 0.0, "retries exhausted", None, None
-        remaining = call.deadline.remaining()
-        retry_after = policy.retry_after(outcome)
-        if retry_after is not None:
-            wait = retry_after
-            if not policy.fits(wait, time_left=remaining, min_attempt=cfg.min_attempt):
-                stop = f"Retry-After {retry_after:g} s exceeds the {remaining:.2f} s left"
-                return wait, stop, wait + cfg.min_attempt, retry_after
-        else:
-            jitter = None
-            if cfg.backoff_jitter:
-                jitter = 1.0 if is_testing() else self._random()
-            failures = sum(1 for a in call.history if a.outcome != HEDGE_LOST) + 1
-            wait = policy.backoff(
-                failures, factor=cfg.backoff_factor, cap=cfg.backoff_max, jitter=jitter
-            )
-            if not policy.fits(wait, time_left=remaining, min_attempt=cfg.min_attempt):
-                stop = f"no time for another attempt ({remaining:.2f} s left)"
-                return wait, stop, wait + cfg.min_attempt, None
-        if self._breaker_open():  # other calls failed meanwhile: no sleep, no token
-            return wait, OPENED_MEANWHILE, None, retry_after
+    def _decide(self, call: _Call, tried: _Tried) -> Decision:
+        """The call's own decision, then what is shared with other calls: the breaker
+        (opened meanwhile: no sleep, no token) and the retry budget."""
+        decision = call.retry.next(
+            tried.outcome,
+            time_left=call.deadline.remaining(),
+            backoff=self._backoff,
+            elsewhere=self.hosts.several and self.hosts.untried(call.tried),
+        )
+        if decision.kind is not Kind.RETRY:
+            return decision
+        if self.breaker.state is State.OPEN:
+            return decision.give_up(OPENED_MEANWHILE)
         if not self.budget.try_acquire():
-            return wait, BUDGET_SPENT, None, retry_after
-        return wait, None, None, retry_after
+            return decision.give_up(BUDGET_SPENT)
+        return decision
 
-    def _breaker_open(self) -> bool:
-        return self.breaker is not None and self.breaker.state is State.OPEN
+    def _wait_to_retry(self, call: _Call, tried: _Tried, decision: Decision, facts: Facts) -> None:
+        self._emit(
+            events.RetryScheduled(
+                **facts,
+                cause=tried.outcome.label,
+                wait=decision.wait,
+                time_left=call.deadline.remaining(),
+            )
+        )
+        self._pause(call, decision.wait)
+        if self.breaker.state is State.OPEN:  # do not send it, and give its token back
+            self.budget.refund()
+            self._give_up(call, tried, decision.give_up(OPENED_MEANWHILE), facts)
+
+    def _answer(self, call: _Call, tried: _Tried, elapsed: float, facts: Facts) -> UpstreamResponse:
+        outcome = tried.outcome
+        _add(call.history, Attempt(tried.number, outcome.label, elapsed))
+        if tried.number > 1 and not tried.hedge:
+            self.budget.refund()  # a retry that worked was not wasted load; a hedge that
+            # won still added load, and hedges must stay within the budget
+        self._emit(events.CallSucceeded(**facts, duration=self._clock() - call.started))
+        return UpstreamResponse(
+            outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
+        )
+
+    def _backoff(self, failures: int) -> float:
+        """The backoff after ``failures`` failed attempts, jittered (deterministically
+        in testing mode)."""
+        cfg = self.config
+        jitter = None
+        if cfg.backoff_jitter:
+            jitter = 1.0 if is_testing() else self._random()
+        return policy.backoff(
+            failures, factor=cfg.backoff_factor, cap=cfg.backoff_max, jitter=jitter
+        )
 
     def _pause(self, call: _Call, wait: float) -> None:
         """Sleep before the next attempt (not in testing mode). The breaker's clock for
         this call stops meanwhile: waiting by choice does not make the upstream slow."""
-        if call.permit is not None:
-            call.permit.pause(self._clock())
+        call.permit.pause(self._clock())
         if not is_testing():
             self._sleep(wait)
-        if call.permit is not None:
-            call.permit.resume(self._clock())
+        call.permit.resume(self._clock())
 
     # -- attempts -------------------------------------------------------------------------
 
     def _attempt(self, call: _Call) -> _Tried:
         """One attempt, or a hedged pair (a losing hedge goes into the history)."""
         if self.config.hedge_after > 0 and policy.may_repeat(
-            call.request.method, idempotency_key=call.keyed
+            call.request.method, idempotency_key=call.retry.keyed
         ):
             return self._hedged(call)
+        lease = self._lease(call)
+        call.tried.append(lease.host)
         started, left, own_left = self._clock(), call.deadline.remaining(), call.own.remaining()
-        outcome = self.transport.send(call.request, self.transport.arm(left), call.deadline)
-        return _Tried(outcome, len(call.history) + 1, started, left, own_left)
+        outcome = self._send(call, lease, call.request, self.transport.arm(left))
+        return _Tried(outcome, len(call.history) + 1, started, left, own_left, host=lease.host)
+
+    def _lease(self, call: _Call) -> Lease:
+        """A place on the host for the next attempt (one not tried yet, if any)."""
+        lease = self.hosts.pick(call.tried)
+        if lease is None:
+            self._give_up(call, _NOTHING_TRIED, policy.give_up(NO_HOST))
+        return lease
+
+    def _send(
+        self,
+        call: _Call,
+        lease: Lease,
+        request: Request,
+        guard: Guard,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """One attempt on ``lease``'s host; the host hears how it went, unless the attempt
+        was ``cancelled`` (a hedge that lost) or cut short by the caller's own deadline."""
+        left, own_left = call.deadline.remaining(), call.own.remaining()
+        try:
+            outcome = self.transport.send(request, guard, call.deadline, lease.host.url)
+        except BaseException:  # a bug re-raised by the transport: the place is still freed
+            self.hosts.done(lease, None)
+            raise
+        # A 504 while the caller's deadline binds is Users' "your deadline passed".
+        callers = (outcome.status == GATEWAY_TIMEOUT and call.tighter) or (
+            outcome.error in TIMEOUTS
+            and self._callers_cut(call, _Tried(outcome, 0, 0.0, left, own_left), None)
+        )
+        self.hosts.done(lease, None if callers or cancelled() else outcome)
+        return outcome
 
     def _hedged(self, call: _Call) -> _Tried:
         """Send an attempt; if it has no answer after ``hedge_after``, send one more beside
-        it (while attempts, time and budget allow). The first good answer wins; the other
-        is cancelled (``hedging.py``). Events come from this thread only.
+        it, to another host if there is one (while attempts, time, budget and hosts' places
+        allow). The first good answer wins; the other is cancelled (``hedging.py``).
+        Events come from this thread only.
         """
-        cfg = self.config
         number = len(call.history) + 1
         race = self._hedger.race(call.request, call.deadline)
-        first = race.launch(number)
-        if (
-            not race.answered_within(cfg.hedge_after)
-            and policy.may_hedge(
-                call.request.method,
-                idempotency_key=call.keyed,
-                attempts=number,
-                retries=cfg.retries,
-                time_left=call.deadline.remaining(),
-                min_attempt=cfg.min_attempt,
-            )
-            and self.budget.try_acquire()
-        ):
-            self._emit(
-                Event(
-                    events.HEDGE_SENT,
-                    cfg.name,
-                    method=call.request.method,
-                    path=call.path,
-                    attempt=number + 1,
-                    max_attempts=cfg.retries + 1,
-                    elapsed=self._clock() - first.started,
-                )
-            )
-            race.launch(number + 1)
-        winner, outcome = race.first_good(
-            lambda seen: _worth_another(seen, call, cfg.retry_statuses)
-        )
+        first = self._launch(race, call, number, self._lease(call))
+        if not race.answered_within(self.config.hedge_after) and self._may_hedge(call, number):
+            lease = self.hosts.pick(call.tried)
+            if lease is None:  # no host has a place for it: not sent, its token back
+                self.budget.refund()
+            else:
+                self._emit_hedge(call, number + 1, lease, first.started)
+                self._launch(race, call, number + 1, lease)
+        winner, outcome = race.first_good(partial(_worth_another, call))
         for loser in race.runners:
             if loser is not winner:
                 # Finished (and failed) before the winner, or cut when the winner won.
@@ -416,54 +402,118 @@ class RetryManager:
                 _add(call.history, Attempt(loser.number, label, self._clock() - loser.started))
         own_left = max(0.0, call.own.expires_at - winner.started)  # when the winner started
         hedge = winner is not first
-        return _Tried(outcome, winner.number, winner.started, winner.left, own_left, hedge)
+        return _Tried(
+            outcome,
+            winner.number,
+            winner.started,
+            winner.left,
+            own_left,
+            hedge,
+            winner.host,
+            sent=len(race.runners),
+        )
+
+    def _may_hedge(self, call: _Call, number: int) -> bool:
+        """Attempts, time and then a budget token allow a hedge beside attempt ``number``."""
+        cfg = self.config
+        return (
+            policy.may_hedge(
+                call.request.method,
+                idempotency_key=call.retry.keyed,
+                attempts=number,
+                retries=cfg.retries,
+                time_left=call.deadline.remaining(),
+                min_attempt=cfg.min_attempt,
+            )
+            and self.budget.try_acquire()
+        )
+
+    def _launch(self, race: Race, call: _Call, number: int, lease: Lease) -> Runner:
+        """Start attempt ``number`` of a race on ``lease``'s host."""
+        call.tried.append(lease.host)
+        send = partial(self._send, call, lease, cancelled=lambda: race.over)
+        runner = race.launch(number, send, lease.host)
+        # Cancelled while still queued for a worker: never sent, so ``_send`` never frees
+        # its place; this does (``done`` ignores a lease already given back).
+        runner.future.add_done_callback(lambda f: f.cancelled() and self.hosts.done(lease, None))
+        return runner
 
     # -- giving up ------------------------------------------------------------------------
 
     def _give_up(
         self,
         call: _Call,
-        outcome: Outcome | None,
-        cause: str,
-        *,
-        event: Callable[..., Event] | None = None,
-        left: float = 0.0,
-        own_left: float = 0.0,
-        needed: float | None = None,
-        retry_after: float | None = None,
+        tried: _Tried,
+        decision: Decision,
+        facts: Facts | None = None,
     ) -> NoReturn:
         """The one way a call fails: its events, then the honest error for how it ended."""
-        cfg = self.config
-        if event is None:
-            event = partial(Event, upstream=cfg.name, method=call.request.method, path=call.path)
+        if facts is None:
+            facts = {"upstream": self.config.name, "method": call.request.method, "path": call.path}
+        cause = decision.reason
         if cause == BUDGET_SPENT:
-            self._emit(event(events.BUDGET_EXHAUSTED, cause=cause))
-        self._emit(event(events.CALL_FAILED, cause=cause, duration=self._clock() - call.started))
-        history = tuple(call.history)
-        error: UpstreamError
+            self._emit(events.BudgetExhausted(**facts, cause=cause))
+        self._emit(events.CallFailed(**facts, cause=cause, duration=self._clock() - call.started))
+        error = self._error(call, None if tried is _NOTHING_TRIED else tried.outcome, decision)
+        error.callers_deadline = self._callers_cut(call, tried, decision.needed)
+        raise error
+
+    def _error(self, call: _Call, outcome: Outcome | None, decision: Decision) -> UpstreamError:
+        """The honest error for how the call ended."""
+        name, cause, history = self.config.name, decision.reason, tuple(call.history)
+        if cause == NO_HOST:
+            return UpstreamOverloaded(name, cause, retry_after=DEFAULT_RETRY_AFTER)
         if policy.timed_out(outcome):
-            error = UpstreamTimeout(cfg.name, cause, history=history)
-        elif outcome is not None and not outcome.upstream_failed and outcome.status != 429:
-            error = UpstreamBadResponse(cfg.name, cause, history=history)  # unusable answer
-        else:
-            if retry_after is None and outcome is not None:
-                retry_after = policy.retry_after(outcome)
-            breaker = self.breaker
-            if retry_after is None and breaker is not None and breaker.state is State.OPEN:
-                retry_after = breaker.retry_after_header()
-            error = UpstreamUnavailable(cfg.name, cause, history=history, retry_after=retry_after)
-        error.callers_deadline = call.tighter and policy.callers_cut(
-            outcome,
+            return UpstreamTimeout(name, cause, history=history)
+        if outcome is not None and not outcome.upstream_failed and outcome.status != 429:
+            return UpstreamBadResponse(name, cause, history=history)  # an unusable answer
+        retry_after = decision.retry_after
+        if retry_after is None and outcome is not None:
+            retry_after = policy.retry_after(outcome)
+        if retry_after is None and self.breaker.state is State.OPEN:
+            retry_after = self.breaker.retry_after_header()
+        return UpstreamUnavailable(name, cause, history=history, retry_after=retry_after)
+
+    def _callers_cut(self, call: _Call, tried: _Tried, needed: float | None) -> bool:
+        """Did the caller's own, tighter deadline end it, rather than the upstream?"""
+        cfg = self.config
+        return call.tighter and policy.callers_cut(
+            None if tried is _NOTHING_TRIED else tried.outcome,
             needed=needed,
-            left=left,
-            own_left=own_left,
+            left=tried.left,
+            own_left=tried.own_left,
             own_remaining=call.own.remaining(),
             connect_timeout=cfg.connect_timeout,
             read_timeout=cfg.read_timeout,
         )
-        raise error
 
     # -- events ---------------------------------------------------------------------------
+
+    def _attempt_facts(self, call: _Call, tried: _Tried, elapsed: float) -> Facts:
+        """What every event about the attempt that decided says."""
+        return {
+            "upstream": self.config.name,
+            "method": call.request.method,
+            "path": call.path,
+            "attempt": tried.number,
+            "max_attempts": self.config.retries + 1,
+            "outcome": tried.outcome.label,
+            "elapsed": elapsed,
+            "host": self._host_label(tried.host),
+        }
+
+    def _emit_hedge(self, call: _Call, number: int, lease: Lease, first_started: float) -> None:
+        self._emit(
+            events.HedgeSent(
+                upstream=self.config.name,
+                method=call.request.method,
+                path=call.path,
+                attempt=number,
+                max_attempts=self.config.retries + 1,
+                elapsed=self._clock() - first_started,
+                host=self._host_label(lease.host),
+            )
+        )
 
     def _emit(self, event: Event) -> None:
         """To every listener; one that raises (a full disk under the log, say) is logged
@@ -474,13 +524,34 @@ class RetryManager:
             except Exception:
                 events.logger.exception("listener %r failed on %s", listener, event.name)
 
+    def _host_label(self, host: Host | None) -> str | None:
+        """The host, on events, only where there are several: one host's lines stay as
+        they were."""
+        return host.label if host is not None and self.hosts.several else None
+
+    def _on_host(self, name: str, host: Host, cause: str) -> None:
+        self._emit(events.make(name, self.config.name, cause=cause, host=host.label))
+
     def _on_breaker(self, state: State, cause: str) -> None:
-        name = {
-            State.OPEN: events.BREAKER_OPENED,
-            State.HALF_OPEN: events.BREAKER_HALF_OPEN,
-            State.CLOSED: events.BREAKER_CLOSED,
+        kind = {
+            State.OPEN: events.BreakerOpened,
+            State.HALF_OPEN: events.BreakerHalfOpen,
+            State.CLOSED: events.BreakerClosed,
         }[state]
-        self._emit(Event(name, self.config.name, cause=cause))
+        self._emit(kind(upstream=self.config.name, cause=cause))
+
+
+def _health(error: UpstreamError) -> bool | None:
+    """What a failed call tells the breaker. Flakiness the retries absorbed is not an
+    outage; a call that failed despite them is. A bad answer came from a healthy server.
+    A call ended by its caller's own, tighter deadline, or refused before it was sent,
+    says nothing (only its slowness counts), or anyone could open the breaker with a short
+    deadline header."""
+    if isinstance(error, UpstreamBadResponse):
+        return True
+    if isinstance(error, UpstreamOverloaded) or error.callers_deadline:
+        return None
+    return False
 
 
 def _add(history: list[Attempt], attempt: Attempt) -> None:
@@ -489,12 +560,6 @@ def _add(history: list[Attempt], attempt: Attempt) -> None:
     history.sort(key=lambda a: a.number)
 
 
-def _worth_another(outcome: Outcome, call: _Call, retry_statuses: frozenset[int]) -> bool:
+def _worth_another(call: _Call, outcome: Outcome) -> bool:
     """Is this a failure a hedge still running might beat?"""
-    judged = policy.verdict(
-        outcome,
-        method=call.request.method,
-        idempotency_key=call.keyed,
-        retry_statuses=retry_statuses,
-    )
-    return judged.retry
+    return call.retry.verdict(outcome).kind is Kind.RETRY

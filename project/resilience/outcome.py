@@ -11,8 +11,6 @@ CONNECT_ERRORS = frozenset({"connect_timeout", "connect_error"})
 READ_ERRORS = frozenset({"read_timeout", "connection_reset", "deadline_exceeded"})
 #: Failures that say "it took too long": a 504 to our caller, not a 503.
 TIMEOUTS = frozenset({"connect_timeout", "read_timeout", "deadline_exceeded"})
-#: It answered, with something no retry will make usable: a 502, never retried.
-UNUSABLE = frozenset({"malformed_response", "body_too_large", "undecodable_body"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,21 @@
 """The retry policy: small, pure decisions over an ``Outcome``. No I/O, no clock, no state.
 
-The call loop (``loop.py``) asks, after each attempt, in this order: is this the answer
-(``verdict``)? may another attempt go out (``attempts_left``)? after how long
-(``retry_after``, ``backoff``) and is there time for it (``fits``)? Each answer that stops
-the call carries its reason, which the log line and the error repeat word for word.
+After each attempt the call loop (``loop.py``) asks its ``RetryState`` (urllib3's ``Retry``
+in shape: immutable, one per call) for the ``Decision``: is this the answer (``verdict``)?
+may another attempt go out (``attempts_left``)? after how long (``retry_after``,
+``backoff``) and is there time for it (``fits``)? A decision that ends the call carries its
+reason, which the log line and the error repeat word for word.
 """
 
 from __future__ import annotations
 
 import email.utils
+import enum
 import math
 import re
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .outcome import CONNECT_ERRORS, READ_ERRORS, TIMEOUTS, Outcome
 
@@ -27,17 +29,45 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+class Kind(enum.Enum):
+    ANSWER = "answer"  # return this response
+    RETRY = "retry"  # send another attempt, after ``wait``
+    GIVE_UP = "give_up"  # raise, for ``reason``
+
+
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """``done``: return this response; ``retry``: worth another attempt; else ``stop``."""
+class Decision:
+    """What to do after an attempt: one of three kinds, with what that kind needs and
+    nothing else (``__post_init__`` refuses the rest). ``retry_after`` is the upstream's
+    own ``Retry-After``, if it gave one; ``needed``, on a give-up for lack of time, the time
+    the next attempt would have needed (whose deadline ended the call: ``callers_cut``).
+    """
 
-    done: bool = False
-    retry: bool = False
-    stop: str | None = None
+    kind: Kind
+    reason: str = ""
+    wait: float = 0.0
+    retry_after: float | None = None
+    needed: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind is Kind.ANSWER) != (self.reason == ""):
+            raise ValueError(f"{self.kind.value} with reason {self.reason!r}")
+        if self.kind is Kind.ANSWER and (self.retry_after is not None or self.wait):
+            raise ValueError("an answer waits for nothing")
+        if self.kind is not Kind.GIVE_UP and self.needed is not None:
+            raise ValueError("only a give-up for lack of time needs more time")
+
+    def give_up(self, reason: str) -> Decision:
+        """This retry refused after all (the budget, the breaker): a give-up for ``reason``."""
+        return Decision(Kind.GIVE_UP, reason, retry_after=self.retry_after)
 
 
-DONE = Verdict(done=True)
-RETRY = Verdict(retry=True)
+ANSWER = Decision(Kind.ANSWER)
+RETRY = Decision(Kind.RETRY, "worth another attempt")
+
+
+def give_up(reason: str, **more: float | None) -> Decision:
+    return Decision(Kind.GIVE_UP, reason, **more)  # type: ignore[arg-type]
 
 
 def may_repeat(method: str, *, idempotency_key: bool) -> bool:
@@ -47,7 +77,7 @@ def may_repeat(method: str, *, idempotency_key: bool) -> bool:
 
 def verdict(
     outcome: Outcome, *, method: str, idempotency_key: bool, retry_statuses: Collection[int]
-) -> Verdict:
+) -> Decision:
     """Is this the answer, worth another attempt, or the end (and why)?
 
     A request that never left (refused, connect timeout) is always worth another attempt;
@@ -61,16 +91,16 @@ def verdict(
     if outcome.error in READ_ERRORS:
         if repeatable:
             return RETRY
-        return Verdict(stop=f"{outcome.error} on {method} without {IDEMPOTENCY_HEADER}")
+        return give_up(f"{outcome.error} on {method} without {IDEMPOTENCY_HEADER}")
     if outcome.error is not None:
-        return Verdict(stop=f"unusable response: {outcome.error}")
+        return give_up(f"unusable response: {outcome.error}")
     status = outcome.status or 0
     asks_back = status in RETRY_AFTER_STATUSES and "Retry-After" in outcome.headers
     if repeatable and (status in retry_statuses or asks_back):
         return RETRY
     if status >= 500 or status == 429:
-        return Verdict(stop=f"{status} is not retried for {method}")
-    return DONE
+        return give_up(f"{status} is not retried for {method}")
+    return ANSWER
 
 
 def attempts_left(attempts: int, *, retries: int) -> bool:
@@ -167,3 +197,61 @@ def callers_cut(
 def timed_out(outcome: Outcome | None) -> bool:
     """Should the caller hear "too slow" (504) rather than "unavailable" (503)?"""
     return outcome is None or outcome.error in TIMEOUTS
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """One call's retries, as urllib3's ``Retry``: an immutable value; ``sent`` returns the
+    state after more attempts went out, ``next`` the decision about the last one's outcome.
+    What is shared with other calls (the budget, the breaker) is the loop's to consult."""
+
+    method: str
+    keyed: bool  # carries an Idempotency-Key
+    retries: int
+    retry_statuses: frozenset[int]
+    min_attempt: float
+    attempts: int = 0  # sent so far, hedges included
+
+    def sent(self, attempts: int = 1) -> RetryState:
+        return replace(self, attempts=self.attempts + attempts)
+
+    def next(
+        self,
+        outcome: Outcome,
+        *,
+        time_left: float,
+        backoff: Callable[[int], float],
+        elsewhere: bool = False,
+    ) -> Decision:
+        """After ``outcome``: the answer, another attempt after a wait, or the end.
+        ``backoff(failures)`` is the sleep after that many failed attempts. ``elsewhere``:
+        another host has not seen this call; a retry goes to it at once, whatever this
+        host's ``Retry-After`` or its 429 said (kept for our caller if all hosts fail)."""
+        judged = self.verdict(outcome, elsewhere=elsewhere)
+        if judged.kind is not Kind.RETRY:
+            return judged
+        if not attempts_left(self.attempts, retries=self.retries):
+            return give_up("retries exhausted")
+        asked = retry_after(outcome)
+        if elsewhere:
+            return Decision(Kind.RETRY, outcome.label, retry_after=asked)
+        wait = backoff(self.attempts) if asked is None else asked
+        if not fits(wait, time_left=time_left, min_attempt=self.min_attempt):
+            reason = (
+                f"no time for another attempt ({time_left:.2f} s left)"
+                if asked is None
+                else f"Retry-After {asked:g} s exceeds the {time_left:.2f} s left"
+            )
+            return give_up(reason, retry_after=asked, needed=wait + self.min_attempt)
+        return Decision(Kind.RETRY, outcome.label, wait=wait, retry_after=asked)
+
+    def verdict(self, outcome: Outcome, *, elsewhere: bool = False) -> Decision:
+        """``verdict`` for this call; a 429 of a repeatable request is worth another host."""
+        judged = verdict(
+            outcome,
+            method=self.method,
+            idempotency_key=self.keyed,
+            retry_statuses=self.retry_statuses,
+        )
+        limited = outcome.status == 429 and may_repeat(self.method, idempotency_key=self.keyed)
+        return RETRY if elsewhere and limited and outcome.error is None else judged

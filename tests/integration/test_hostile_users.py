@@ -220,3 +220,20 @@ if __name__ == "__main__":
             print(report([run_row(row, hostile, SLACK) for row in ROWS]))
     finally:
         teardown_databases(databases, verbosity=0)
+
+
+def test_a_callers_tighter_deadline_arms_the_watchdog(server: hs.HostileUsers) -> None:
+    """The watchdog is armed with the deadline that binds, the caller's 0.5 s, not the
+    configured 5 s: a Users dripping its headers holds the call 0.5 s, not 5."""
+    from project.resilience import Deadline, RetryManager, UpstreamConfig, UpstreamTimeout
+
+    server.mode = hs.headers_byte_at_a_time
+    config = UpstreamConfig(name="users", base_url=server.url, deadline=5.0, read_timeout=5.0)
+    manager = RetryManager(config, listeners=[])
+    started = time.monotonic()
+    try:
+        with pytest.raises(UpstreamTimeout):
+            manager.get("/users/1", deadline=Deadline.after(0.5))
+    finally:
+        manager.close()
+    assert time.monotonic() - started < 0.5 + 2.0  # the promise with slack; the bug took 5 s

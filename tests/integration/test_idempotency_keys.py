@@ -184,3 +184,36 @@ def test_the_purge_command_deletes_only_expired_records(keys, clock, capsys):
 def test_the_purge_command_refuses_a_bad_limit(limit):
     with pytest.raises(CommandError):
         call_command("idempotency_purge", "--limit", limit)
+
+
+def test_a_request_that_lost_its_claim_and_failed_frees_nothing_of_the_new_owner(keys, clock):
+    """The first request stalls past the lock timeout, a retry completes meanwhile, then
+    the first fails: it must not delete the retry's stored answer (its token is stale)."""
+    retried = []
+
+    def stall_then_fail() -> None:
+        clock.advance(LOCK_TIMEOUT + 1)
+        retried.append(keys.run_once("k", "f", nothing, create_order("retry")))
+        raise RuntimeError("Users down")
+
+    with pytest.raises(RuntimeError):
+        keys.run_once("k", "f", stall_then_fail, create_order("stalled"))
+    replay = keys.run_once("k", "f", nothing, create_order("third"))
+    assert replay.replayed
+    assert replay.body == retried[0].body
+    assert list(Order.objects.values_list("product", flat=True)) == ["retry"]
+
+
+def test_a_request_cannot_commit_over_a_claim_taken_from_it(keys, clock):
+    """The first request stalls past the lock timeout and another takes the key over (still
+    in progress): the first's commit is refused and rolled back, the new claim kept."""
+
+    def stall_and_be_overtaken() -> None:
+        clock.advance(LOCK_TIMEOUT + 1)
+        keys._claim("k", "f")  # a retry claimed it and is still calling Users
+
+    with pytest.raises(KeyInUse):
+        keys.run_once("k", "f", stall_and_be_overtaken, create_order("stalled"))
+    assert not Order.objects.exists()
+    record = IdempotencyRecord.objects.get(key="k")
+    assert record.state == IdempotencyRecord.State.IN_PROGRESS

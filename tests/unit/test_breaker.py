@@ -160,3 +160,19 @@ def test_each_transition_says_why(breaker, clock, transitions):
         (State.HALF_OPEN, "open for 5 s, probing"),
         (State.CLOSED, "probe succeeded"),
     ]
+
+
+def test_closing_forgets_the_windows_failures(make_breaker, clock):
+    """The window's failures from before the outage are forgotten when the probe closes
+    the breaker: else the first failure after recovery would reopen it at once."""
+    breaker = make_breaker(consecutive_failures=100, min_calls=4, failure_ratio=0.5)
+    fail(breaker, 4)  # 4 of 4 failed: open
+    assert breaker.state is State.OPEN
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record(success=True)  # the probe: closed
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record(success=True)
+    fail(breaker, 1)  # 1 of 4: closed (with the old 4 failures kept: 5 of 8, open)
+    assert breaker.state is State.CLOSED

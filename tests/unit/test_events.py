@@ -93,7 +93,7 @@ def test_a_rejected_call_names_what_was_not_sent(mocked, make_manager, events):
 
 
 def test_the_default_listener_logs_one_line_with_the_fields(caplog):
-    event = ev.Event(ev.CALL_SUCCEEDED, "users", attempt=1, max_attempts=5, method="GET",
+    event = ev.make(ev.CALL_SUCCEEDED, "users", attempt=1, max_attempts=5, method="GET",
                      path="/users/1", outcome="200", elapsed=0.004, duration=0.004)  # fmt: skip
     ev.logger.addHandler(caplog.handler)  # the project's logging config does not propagate
     try:

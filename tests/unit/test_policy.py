@@ -13,20 +13,20 @@ from project.resilience import Outcome, is_testing, policy, set_testing
 STATUSES = frozenset({502, 503, 504})
 
 
-def judge(outcome: Outcome, method: str = "GET", *, keyed: bool = False) -> policy.Verdict:
+def judge(outcome: Outcome, method: str = "GET", *, keyed: bool = False) -> policy.Decision:
     return policy.verdict(outcome, method=method, idempotency_key=keyed, retry_statuses=STATUSES)
 
 
 @pytest.mark.parametrize(
     ("outcome", "method", "keyed", "expected"),
     [
-        (Outcome(200), "GET", False, policy.DONE),
-        (Outcome(404), "GET", False, policy.DONE),
+        (Outcome(200), "GET", False, policy.ANSWER),
+        (Outcome(404), "GET", False, policy.ANSWER),
         (Outcome(503), "GET", False, policy.RETRY),
         (Outcome(503), "POST", True, policy.RETRY),
-        (Outcome(503), "POST", False, policy.Verdict(stop="503 is not retried for POST")),
-        (Outcome(500), "GET", False, policy.Verdict(stop="500 is not retried for GET")),
-        (Outcome(429), "GET", False, policy.Verdict(stop="429 is not retried for GET")),
+        (Outcome(503), "POST", False, policy.give_up("503 is not retried for POST")),
+        (Outcome(500), "GET", False, policy.give_up("500 is not retried for GET")),
+        (Outcome(429), "GET", False, policy.give_up("429 is not retried for GET")),
         (Outcome(429, {"Retry-After": "1"}), "GET", False, policy.RETRY),
         (Outcome(error="connect_error"), "POST", False, policy.RETRY),  # never sent
         (Outcome(error="connect_timeout"), "POST", False, policy.RETRY),
@@ -35,13 +35,13 @@ def judge(outcome: Outcome, method: str = "GET", *, keyed: bool = False) -> poli
             Outcome(error="read_timeout"),
             "POST",
             False,
-            policy.Verdict(stop="read_timeout on POST without Idempotency-Key"),
+            policy.give_up("read_timeout on POST without Idempotency-Key"),
         ),
         (
             Outcome(200, error="body_too_large"),
             "GET",
             False,
-            policy.Verdict(stop="unusable response: body_too_large"),
+            policy.give_up("unusable response: body_too_large"),
         ),
     ],
 )
@@ -51,10 +51,12 @@ def test_verdict(outcome, method, keyed, expected):
 
 def test_the_retried_statuses_are_the_upstreams_own():
     outcome = Outcome(500)
-    assert policy.verdict(outcome, method="GET", idempotency_key=False, retry_statuses={500}).retry
-    assert not policy.verdict(
-        Outcome(503), method="GET", idempotency_key=False, retry_statuses={500}
-    ).retry
+    judged = policy.verdict(outcome, method="GET", idempotency_key=False, retry_statuses={500})
+    assert judged.kind is policy.Kind.RETRY
+    assert (
+        policy.verdict(Outcome(503), method="GET", idempotency_key=False, retry_statuses={500}).kind
+        is policy.Kind.GIVE_UP
+    )
 
 
 def test_backoff_without_jitter_is_urllib3s_schedule():
@@ -138,3 +140,70 @@ def test_set_testing_skips_the_sleeps_and_takes_the_jitter_ceiling(mocked, make_
     assert not is_testing()
     assert clock.sleeps == []
     assert [a.wait for a in response.history] == [pytest.approx(0.1), pytest.approx(0.2), None]
+
+
+def test_a_far_http_date_is_capped_like_seconds():
+    outcome = Outcome(503, {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"})
+    assert policy.retry_after(outcome, now=lambda: 1_000_000.0) == policy.RETRY_AFTER_MAX
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kind": policy.Kind.ANSWER, "reason": "why"},
+        {"kind": policy.Kind.ANSWER, "wait": 1.0},
+        {"kind": policy.Kind.ANSWER, "retry_after": 1.0},
+        {"kind": policy.Kind.RETRY},
+        {"kind": policy.Kind.GIVE_UP},
+        {"kind": policy.Kind.RETRY, "reason": "503", "needed": 1.0},
+    ],
+)
+def test_a_decision_cannot_contradict_itself(bad):
+    with pytest.raises(ValueError, match=r"."):
+        policy.Decision(**bad)
+
+
+def state(**overrides) -> policy.RetryState:
+    fields = {
+        "method": "GET",
+        "keyed": False,
+        "retries": 2,
+        "retry_statuses": STATUSES,
+        "min_attempt": 0.05,
+        **overrides,
+    }
+    return policy.RetryState(**fields)
+
+
+def no_backoff(failures: int) -> float:
+    return 0.1 * failures
+
+
+def test_the_retry_state_is_a_value_and_counts_attempts_sent():
+    first = state()
+    after = first.sent().sent(2)  # an attempt, then a hedged pair
+    assert (first.attempts, after.attempts) == (0, 3)
+
+
+def test_the_retry_state_decides_a_wait_then_gives_up_when_attempts_run_out():
+    retry = state(retries=1).sent()
+    decision = retry.next(Outcome(503), time_left=5.0, backoff=no_backoff)
+    assert (decision.kind, decision.wait) == (policy.Kind.RETRY, pytest.approx(0.1))
+    decision = retry.sent().next(Outcome(503), time_left=5.0, backoff=no_backoff)
+    assert decision == policy.give_up("retries exhausted")
+
+
+def test_the_retry_state_honours_retry_after_or_says_it_does_not_fit():
+    asks = Outcome(503, {"Retry-After": "2"})
+    assert state().sent().next(asks, time_left=5.0, backoff=no_backoff).wait == 2.0
+    decision = state().sent().next(asks, time_left=1.0, backoff=no_backoff)
+    assert decision == policy.give_up(
+        "Retry-After 2 s exceeds the 1.00 s left", retry_after=2.0, needed=2.05
+    )
+
+
+def test_a_refused_retry_keeps_the_upstreams_retry_after():
+    decision = (
+        state().sent().next(Outcome(503, {"Retry-After": "1"}), time_left=5.0, backoff=no_backoff)
+    )
+    assert decision.give_up("budget") == policy.give_up("budget", retry_after=1.0)

@@ -120,8 +120,7 @@ def test_a_slow_call_is_counted_once_even_when_it_ends_later(breaker, clock):
         breaker.record(permit, success=True)
     breaker.record(slow, success=True)
     assert breaker.state is State.CLOSED
-    assert breaker._counts.totals() == (10, 0)
-    assert breaker._slow.totals() == (1, 0)
+    assert breaker.counts() == (10, 0, 1)
 
 
 def test_slow_successes_open_the_breaker_at_the_ratio(breaker, clock, transitions):
@@ -157,7 +156,7 @@ def test_a_call_its_caller_cut_early_counts_nothing(breaker, clock):
         clock.advance(0.1)
         breaker.release(permit)
     assert breaker.state is State.CLOSED
-    assert breaker._counts.totals() == (0, 0)
+    assert breaker.counts() == (0, 0, 0)
 
 
 def test_a_slow_probe_reopens_the_breaker(breaker, clock, transitions):
@@ -207,7 +206,7 @@ def test_a_slow_call_that_then_fails_is_one_failed_call(clock):
     breaker.allow()  # counts the ten as slow calls, in flight
     for permit in permits:
         breaker.record(permit, success=False)
-    assert breaker._counts.totals() == (0, 10)  # ten calls, ten failures: not 19 calls
+    assert breaker.counts()[:2] == (0, 10)  # ten calls, ten failures: not 19 calls
 
 
 def test_calls_from_before_the_breaker_opened_cannot_reopen_it(breaker, clock):
@@ -332,7 +331,7 @@ def test_a_slow_call_that_fails_after_its_second_left_the_window(clock):
     breaker.allow()
     clock.advance(11)
     breaker.record(permit, success=False)
-    assert breaker._counts.totals() == (0, 1)
+    assert breaker.counts()[:2] == (0, 1)
 
 
 def test_a_quick_success_ends_the_streak(breaker, clock):
