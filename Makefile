@@ -10,7 +10,7 @@ PROXY_PORT ?= 8202
 USERS_REPLICAS ?= 1
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser mutation
+	browser nginx bench-front mutation
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -30,13 +30,13 @@ setup: $(VENV)/.installed
 run: setup
 	$(BIN)/python scripts/run_services.py --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT) --users-replicas $(USERS_REPLICAS)
 
-## serve: both services under gunicorn (threads), production settings: needs DJANGO_SECRET_KEY
-## (the fault proxy only with FAULT_PROXY=1)
-serve: setup
+## serve: both services under gunicorn (threads) behind nginx, production settings: needs
+## DJANGO_SECRET_KEY (the fault proxy only with FAULT_PROXY=1); installs nginx (root)
+serve: setup nginx
 	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT) --users-replicas $(USERS_REPLICAS)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes, a browser)
-test: setup lint browser
+test: setup lint browser nginx
 	$(BIN)/python -m pytest
 
 ## test-postgres: the same suite against a local PostgreSQL (installs Debian's package: root)
@@ -48,6 +48,10 @@ test-postgres: setup
 ## browser: headless Chromium and chromedriver from Debian's packages, for the page's test (root)
 browser:
 	bash scripts/browser.sh
+
+## nginx: Debian's nginx, the front server of `make serve` and of the hostile-caller tests (root)
+nginx:
+	bash scripts/nginx.sh
 
 ## mutation: mutmut over the resilience layer (~1 h on 2 cores); `.venv/bin/mutmut results` lists survivors
 mutation: $(VENV)/.installed
@@ -83,6 +87,13 @@ bench: $(VENV)/.bench-installed
 SLOW_BASELINE_REF ?= 3aed396
 bench-slow: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.slow_users --baseline-ref $(SLOW_BASELINE_REF) --max-concurrency 8,32
+	$(BIN)/python -m bench.report
+
+## bench-front: nginx in front of gunicorn or not, same run (~4 min): prober p99 under 0, 64 and
+## 256 slowloris connections, the healthy path's latency and throughput; figures in
+## bench/front_door.json, its section of docs/benchmarks.md
+bench-front: $(VENV)/.bench-installed nginx
+	$(BIN)/python -m bench.front_door
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

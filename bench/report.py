@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.front_door import FIGURES as FRONT_FIGURES
+from bench.front_door import section as front_door_section
 from bench.post_orders import BEGIN as POST_BEGIN
 from bench.post_orders import END as POST_END
 from bench.run import FIGURES, RESULTS, figures
@@ -341,6 +343,11 @@ def slow_users(path: Path, chart_path: Path) -> list[str]:
     return slow_users_section(json.loads(path.read_text()), chart_name)
 
 
+def front_door(path: Path) -> list[str]:
+    """nginx before gunicorn (``python -m bench.front_door``), if it was run."""
+    return front_door_section(json.loads(path.read_text())) if path.exists() else []
+
+
 def kept_sections(path: Path) -> list[str]:
     """Sections other scripts write into the page (``bench.post_orders``): kept as they are."""
     old = path.read_text() if path.exists() else ""
@@ -381,6 +388,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
     lines += proxy_latency(docs.parent / "bench" / "proxy_latency.json")
     lines += call_timeout(docs.parent / "bench" / "call_timeout.json")
     lines += slow_users(docs.parent / "bench" / SLOW_FIGURES.name, docs / SLOW_CHART.name)
+    lines += front_door(docs.parent / "bench" / FRONT_FIGURES.name)
     breaker = results.get("breaker_concurrency")
     if breaker:
         lines += [

@@ -4,7 +4,9 @@ Each service is its own process (``runserver`` or gunicorn with threads) on a fr
 ``simulate_outage`` runs as yet another ``manage.py`` process against the shared database.
 With ``proxy=True`` the fault proxy (``manage.py fault_proxy``, the transport faults) sits
 between Orders and Users, as in ``make run``; without it (the benchmarks) Orders calls
-Users directly, so the proxy never colours a figure. Each process is its own process
+Users directly, so the proxy never colours a figure. With ``front=True`` each gunicorn runs
+behind its own nginx, configured as ``make serve`` configures it (``project/front.py``), and
+Orders calls Users through Users' nginx. Each process is its own process
 group, stopped as a whole: no gunicorn worker or reloader child outlives a test. A server
 still running when the interpreter exits (an exception nobody caught, SIGTERM or SIGHUP once
 ``stop_on_signals()`` is installed) is stopped at exit as well.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import requests
 
+from project.front import front_command
 from project.servers import SERVERS, server_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +141,7 @@ class Service:
         argv: list[str] | None = None,
         root: Path = ROOT,
         app: str | None = None,
+        behind_front: bool = False,
     ) -> None:
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
@@ -145,6 +149,7 @@ class Service:
         self.argv = argv  # another program than a server of this project (the proxy)
         self.root = root  # the project tree served: this one, or another version's (bench)
         self.app = app  # a module serving the project its own way (see ``served_by``)
+        self.behind_front = behind_front  # nginx is its only caller (gunicorn's keep-alive)
         self.log_path = log_dir / f"{name}-{port}.log"
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -154,7 +159,9 @@ class Service:
             return self.argv
         threads = int(self.env.get("GUNICORN_THREADS", "32"))
         workers = int(self.env.get("GUNICORN_WORKERS", "1"))
-        argv = server_command(self.server, self.port, workers=workers, threads=threads)
+        argv = server_command(
+            self.server, self.port, workers=workers, threads=threads, behind_front=self.behind_front
+        )
         if self.app is not None:
             argv = served_by(argv, self.app)
         return [*argv, "--noreload"] if self.server == "runserver" else argv
@@ -359,6 +366,9 @@ class Stack:
     cleared), else a copy of ``template`` (from ``migrated_sqlite``), else a new SQLite file
     in ``tmp``. ``proxy`` puts the fault proxy between Orders and Users. ``orders_app``
     serves Orders from that module instead (``bench.tutorial_wsgi``: the tutorial's client).
+    ``front`` (gunicorn only) puts ``make serve``'s nginx in front of each service:
+    ``users_url`` and ``orders_url`` are then nginx's, ``users.url`` and ``orders.url``
+    gunicorn's.
     """
 
     def __init__(
@@ -371,8 +381,11 @@ class Stack:
         root: Path = ROOT,
         database_url: str | None = None,
         orders_app: str | None = None,
+        front: bool = False,
     ) -> None:
-        self.root, self.orders_app = root, orders_app
+        if front and (server != "gunicorn" or proxy):
+            raise ValueError("the front server is make serve's: gunicorn, no fault proxy")
+        self.root, self.orders_app, self.tmp = root, orders_app, tmp
         shared_url = database_url or os.environ.get("E2E_DATABASE_URL")
         sqlite = tmp / "stack.sqlite3"
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
@@ -384,7 +397,13 @@ class Stack:
             self.manage("simulate_outage", "clear")
         users_port = free_port()
         users_env = {**self.env, "SERVICES": "users"}
-        self.users = Service("users", users_env, tmp, users_port, server, root=root)
+        self.users = Service(
+            "users", users_env, tmp, users_port, server, root=root, behind_front=front
+        )
+        self.front: dict[str, Service] = {}
+        if front:
+            self.front["users"] = self._front_for(self.users)
+        self.users_url = self.front["users"].url if front else self.users.url
         self.proxy: Service | None = None
         if proxy:
             proxy_port = free_port()
@@ -396,13 +415,23 @@ class Stack:
         orders_env = {
             **self.env,
             "SERVICES": "orders",
-            "USERS_SERVICE_URL": (self.proxy or self.users).url,
+            "USERS_SERVICE_URL": self.proxy.url if self.proxy else self.users_url,
             **orders_env,
         }
-        self.tmp, self.server, self.orders_env = tmp, server, orders_env
+        self.server, self.orders_env = server, orders_env
         self.orders = Service(
-            "orders", orders_env, tmp, free_port(), server, root=root, app=orders_app
+            "orders",
+            orders_env,
+            tmp,
+            free_port(),
+            server,
+            root=root,
+            app=orders_app,
+            behind_front=front,
         )
+        if front:
+            self.front["orders"] = self._front_for(self.orders)
+        self.orders_url = self.front["orders"].url if front else self.orders.url
         self.more_orders: list[Service] = []
         self.session = requests.Session()
         try:
@@ -410,9 +439,22 @@ class Stack:
             if self.proxy is not None:
                 self.proxy.start()
             self.orders.start()
+            for service in self.front.values():
+                service.start()
         except BaseException:
             self.stop()  # what did start, and the console: nothing outlives a failed start
             raise
+
+    def _front_for(self, service: Service) -> Service:
+        """nginx on a free port in front of ``service``, its files in this stack's ``tmp``."""
+        port = free_port()
+        argv = front_command(
+            service.name,
+            listen=f"127.0.0.1:{port}",
+            backends=[f"127.0.0.1:{service.port}"],
+            runtime_root=self.tmp,
+        )
+        return Service(f"{service.name}-nginx", self.env, self.tmp, port, argv=argv)
 
     def add_orders(self, server: str | None = None, **env: str) -> Service:
         """Another Orders instance on its own port, on the same database and Users."""
@@ -436,7 +478,7 @@ class Stack:
     def get_orders(self, user_id: int = 1) -> tuple[requests.Response, float]:
         started = time.monotonic()
         response = self.session.get(
-            f"{self.orders.url}/orders/", params={"user_id": user_id}, timeout=60
+            f"{self.orders_url}/orders/", params={"user_id": user_id}, timeout=60
         )
         return response, time.monotonic() - started
 
@@ -462,6 +504,8 @@ class Stack:
             if self.proxy is not None:
                 stopping.callback(self.proxy.stop)
             stopping.callback(self.orders.stop)
+            for service in self.front.values():
+                stopping.callback(service.stop)
             for service in self.more_orders:
                 stopping.callback(service.stop)
             stopping.callback(self.console.close)

@@ -6,7 +6,8 @@ the transport faults of ``simulate_outage``) on :8202 forwarding to it, and Orde
 calling Users through the proxy (``USERS_SERVICE_URL``, unless set). ``--server gunicorn``
 (``make serve``) runs the services under gunicorn with threads, sized by
 ``GUNICORN_WORKERS`` and ``GUNICORN_THREADS``, with production settings, and without the
-proxy unless ``FAULT_PROXY=1``.
+proxy unless ``FAULT_PROXY=1``, each gunicorn on a loopback port of its own behind nginx
+(``project/front.py``) on the service's public port.
 
 ``--users-replicas N`` (``make run USERS_REPLICAS=3``) starts N Users replicas sharing the
 database, each with its own fault proxy: replica i on ``users_port + 10*(i-1)``, its proxy
@@ -27,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,7 +41,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from project.servers import SERVERS, server_command  # noqa: E402 - after the path is set
+from project.front import (  # noqa: E402 - after the path is set
+    MAX_BODY_BYTES,
+    front_command,
+    nginx_binary,
+)
+from project.servers import SERVERS, server_command  # noqa: E402
 
 #: What the fault proxy logs once it has read the fault: listening, or refusing (``down``).
 PROXY_READY = (b"fault proxy ", b" listening, forwarding to ", b" not listening: ")
@@ -89,6 +97,41 @@ def accepting(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_front(
+    name: str, host: str, port: int, backend: int, runtime: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """nginx on ``host:port``, in front of ``name``'s gunicorn on loopback ``backend``."""
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    command = front_command(
+        name, listen=listen, backends=[f"127.0.0.1:{backend}"], runtime_root=runtime
+    )
+    process = subprocess.Popen(  # noqa: S603 - our own fixed command line
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    threading.Thread(target=pipe, args=(f"[{name}/nginx] ", process), daemon=True).start()
+    return process
+
+
+def nginx_missing() -> str | None:
+    """Why the front server cannot start (nginx not installed), in one line."""
+    try:
+        nginx_binary()
+    except FileNotFoundError as exc:
+        return str(exc)
+    return None
 
 
 def manage_command() -> str:
@@ -162,9 +205,10 @@ def main() -> int:
     proxy_ports = replica_ports(args.proxy_port, replicas)
     users_via = proxy_ports if with_proxy else users_ports
     env.setdefault("USERS_SERVICE_URL", ",".join(f"http://127.0.0.1:{p}" for p in users_via))
+    env.setdefault("MAX_REQUEST_BODY_BYTES", str(MAX_BODY_BYTES))  # nginx's cap and Django's
 
     if args.server == "gunicorn":  # production settings: refuse now, in one line, if they do
-        problem = settings_problem(env)
+        problem = settings_problem(env) or nginx_missing()
         if problem:
             print(problem, file=sys.stderr)
             return 1
@@ -193,6 +237,10 @@ def main() -> int:
             )
             return 1
 
+    # Production: nginx takes each server's public port, its gunicorn a loopback port of its own.
+    gunicorn = args.server == "gunicorn"
+    backends = {n: free_port() for n in ports if not n.startswith("proxy")} if gunicorn else {}
+
     fault_check = threading.Thread(target=lambda: faults.append(active_fault(env)))
     faults: list[str | None] = []
     fault_check.start()
@@ -219,10 +267,11 @@ def main() -> int:
         else:
             command = server_command(
                 args.server,
-                port,
-                host=args.host,
+                backends.get(name, port),
+                host="127.0.0.1" if backends else args.host,
                 workers=int(env.get("GUNICORN_WORKERS", "1")),
                 threads=int(env.get("GUNICORN_THREADS", "32")),
+                behind_front=bool(backends),
             )
         process = subprocess.Popen(  # noqa: S603 - our own fixed command line
             command,
@@ -237,6 +286,10 @@ def main() -> int:
         children.append(process)
         ready = proxy_ready.get(name)
         threading.Thread(target=pipe, args=(f"[{name:<6}] ", process, ready), daemon=True).start()
+    runtime = Path(tempfile.mkdtemp(prefix="make-serve-")) if backends else None  # nginx's files
+    if runtime is not None:
+        for name, backend in backends.items():
+            children.append(start_front(name, args.host, ports[name], backend, runtime, env))
 
     stopping = threading.Event()
 
@@ -247,7 +300,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
 
     started = time.monotonic()
-    waiting = dict(ports)
+    waiting = {**ports, **{f"{name} (gunicorn)": port for name, port in backends.items()}}
     while waiting and not stopping.is_set() and time.monotonic() - started < 60:
         if any(child.poll() is not None for child in children):
             break  # one died: its own output said why
@@ -277,8 +330,9 @@ def main() -> int:
                 flush=True,
             )
         else:
+            front = " (nginx in front of gunicorn)" if backends else ""
             print(
-                f"Users on {base}:{args.users_port}, Orders on {base}:{args.orders_port};"
+                f"Users on {base}:{args.users_port}, Orders on {base}:{args.orders_port}{front};"
                 " Ctrl-C stops both.",
                 flush=True,
             )
@@ -303,6 +357,8 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
     fault_check.join()
+    if runtime is not None:
+        shutil.rmtree(runtime, ignore_errors=True)
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM)]
     return 1 if (failed or waiting) and not stopping.is_set() else 0
 

@@ -100,3 +100,17 @@ def test_slow_users_bench_answers_for_every_request_and_renders(sqlite_template)
     assert "| `/healthz` p99, slow vs healthy |" in page
     assert "| 0.05 |" in page
     assert '"latency"' not in json.dumps(results)  # figures only: the samples are in ``raw``
+
+
+def test_front_door_bench_answers_every_probe_and_renders():
+    """Both variants measured in one run; with a handful of hostile connections (far
+    fewer than gunicorn's threads) every probe of either is answered."""
+    from bench import front_door
+
+    results = front_door.run(front_door.SMOKE, smoke=True)
+    for variant in front_door.VARIANTS:
+        for row in results["hostile"][variant].values():
+            assert all(probe["ok"] == probe["requests"] > 0 for probe in row.values())
+        assert results["healthy"][variant]["ok"] == results["healthy"][variant]["requests"]
+        assert results["healthy"][variant]["throughput_rps"] > 0
+    assert "| gunicorn alone |" in "\n".join(front_door.section(results))
