@@ -39,6 +39,9 @@ def server_command(
             *("--graceful-timeout", "10", "--access-logfile", "-"),
             *("--access-logformat", ACCESS_LOG_FORMAT),
             *("--logger-class", "project.gunicorn_log.EscapingLogger"),
+            # A request line as long as nginx takes (8 KiB buffers): Django, not gunicorn's
+            # HTML page, answers what is too much in it (too many query fields: 400 problem).
+            *("--limit-request-line", "8190"),
         ]
     if server == "runserver":
         return [sys.executable, "manage.py", "runserver", f"{host}:{port}"]

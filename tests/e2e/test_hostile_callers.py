@@ -46,7 +46,6 @@ PROBE_SECONDS = 4.0
 #: nginx's header (5 s) and body (10 s) timeouts, and room for a busy machine.
 CLOSE_PATIENCE = 40.0
 #: Marks the rows whose fix is the Django side's, on its own branch.
-DJANGO_SIDE = pytest.mark.xfail(strict=False, reason="fixed on issue-19-django")
 
 try:
     nginx_binary()
@@ -207,7 +206,6 @@ def test_an_escape_sequence_in_the_request_line_is_not_logged_raw(serve):
     assert not [s.name for s in logs if "\x1b" in s.log()]
 
 
-@DJANGO_SIDE
 def test_deeply_nested_json_is_a_400(serve):
     """``[`` x 1000 then ``]`` x 1000: 400 ``parse_error``, not a 500."""
     response = requests.post(
@@ -223,9 +221,9 @@ def test_deeply_nested_json_is_a_400(serve):
 @pytest.mark.parametrize(
     ("service", "method", "path"),
     [
-        pytest.param("orders", "GET", "/orders/?user_id=1", marks=DJANGO_SIDE),
+        pytest.param("orders", "GET", "/orders/?user_id=1"),
         ("orders", "POST", "/orders/"),
-        pytest.param("users", "GET", "/users/1", marks=DJANGO_SIDE),
+        pytest.param("users", "GET", "/users/1"),
     ],
 )
 def test_a_non_ascii_digit_deadline_is_not_a_500(serve, service, method, path):
@@ -241,7 +239,6 @@ def test_a_non_ascii_digit_deadline_is_not_a_500(serve, service, method, path):
     assert response.status_code in (HTTPStatus.OK, HTTPStatus.CREATED, HTTPStatus.BAD_REQUEST)
 
 
-@DJANGO_SIDE
 def test_a_query_string_of_1900_fields_is_a_problem(serve):
     """1,900 fields: 400 (Django) or 414 (nginx), problem+json either way."""
     query = "&".join(["user_id=1", *["f=1"] * 1900])
@@ -254,9 +251,9 @@ def test_a_query_string_of_1900_fields_is_a_problem(serve):
     "args",
     [
         ("fail-next", "1e30"),
-        pytest.param(("error", "--for", "1e15"), marks=DJANGO_SIDE),
+        pytest.param(("error", "--for", "1e15")),
         ("truncate", "--bytes", "1e20"),
-        pytest.param(("slow", "--delay", "1e308"), marks=DJANGO_SIDE),
+        pytest.param(("slow", "--delay", "1e308")),
     ],
 )
 def test_fault_parameters_out_of_bounds_are_refused(serve, args):
