@@ -114,6 +114,7 @@ class _Tried:
     hedge: bool = False  # sent beside another attempt, not after a failure
     host: Host | None = None
     sent: int = 1  # attempts this round: two for a hedged pair
+    cut: int = 0  # of those, cut before they ended (``HEDGE_LOST``): not failures
 
 
 #: Before any attempt: no outcome, the whole time.
@@ -265,7 +266,7 @@ class RetryManager:
                 self.budget.record_request()
             tried = self._attempt(call)
             elapsed = self._clock() - tried.started
-            call.retry = call.retry.sent(tried.sent)
+            call.retry = call.retry.sent(tried.sent, cut=tried.cut)
             decision = self._decide(call, tried)
             facts = self._attempt_facts(call, tried, elapsed)
             if decision.kind is Kind.ANSWER:
@@ -399,12 +400,12 @@ class RetryManager:
                 self._emit_hedge(call, number + 1, lease, first.started)
                 self._launch(race, call, number + 1, lease)
         winner, outcome = race.first_good(partial(_worth_another, call))
-        for loser in race.runners:
-            if loser is not winner:
-                # Finished (and failed) before the winner, or cut when the winner won.
-                seen = race.finished.get(loser.number)
-                label = seen.label if seen is not None else HEDGE_LOST
-                _add(call.history, Attempt(loser.number, label, self._clock() - loser.started))
+        losers = [r for r in race.runners if r is not winner]
+        for loser in losers:
+            # Finished (and failed) before the winner, or cut when the winner won.
+            seen = race.finished.get(loser.number)
+            label = seen.label if seen is not None else HEDGE_LOST
+            _add(call.history, Attempt(loser.number, label, self._clock() - loser.started))
         own_left = max(0.0, call.own.expires_at - winner.started)  # when the winner started
         hedge = winner is not first
         return _Tried(
@@ -416,6 +417,7 @@ class RetryManager:
             hedge,
             winner.host,
             sent=len(race.runners),
+            cut=sum(1 for r in losers if r.number not in race.finished),
         )
 
     def _may_hedge(self, call: _Call, number: int) -> bool:

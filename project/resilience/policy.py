@@ -56,9 +56,13 @@ class Decision:
             raise ValueError("an answer waits for nothing")
         if self.kind is not Kind.GIVE_UP and self.needed is not None:
             raise ValueError("only a give-up for lack of time needs more time")
+        if self.wait < 0 or (self.kind is not Kind.RETRY and self.wait):
+            raise ValueError(f"{self.kind.value} waiting {self.wait!r} s")
 
     def give_up(self, reason: str) -> Decision:
         """This retry refused after all (the budget, the breaker): a give-up for ``reason``."""
+        if self.kind is not Kind.RETRY:
+            raise ValueError(f"only a retry can be refused ({self.kind.value} given)")
         return Decision(Kind.GIVE_UP, reason, retry_after=self.retry_after)
 
 
@@ -211,9 +215,13 @@ class RetryState:
     retry_statuses: frozenset[int]
     min_attempt: float
     attempts: int = 0  # sent so far, hedges included
+    failures: int = 0  # of those, the ones that failed: not a hedge cut unfinished
 
-    def sent(self, attempts: int = 1) -> RetryState:
-        return replace(self, attempts=self.attempts + attempts)
+    def sent(self, attempts: int = 1, *, cut: int = 0) -> RetryState:
+        """After ``attempts`` more went out, ``cut`` of them hedges cut before they ended."""
+        return replace(
+            self, attempts=self.attempts + attempts, failures=self.failures + attempts - cut
+        )
 
     def next(
         self,
@@ -235,7 +243,7 @@ class RetryState:
         asked = retry_after(outcome)
         if elsewhere:
             return Decision(Kind.RETRY, outcome.label, retry_after=asked)
-        wait = backoff(self.attempts) if asked is None else asked
+        wait = backoff(self.failures) if asked is None else asked
         if not fits(wait, time_left=time_left, min_attempt=self.min_attempt):
             reason = (
                 f"no time for another attempt ({time_left:.2f} s left)"
