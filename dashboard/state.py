@@ -67,7 +67,7 @@ def upstream_state(name: str) -> dict[str, Any]:
             "failure_ratio": breaker.failure_ratio,
         },
         budget={
-            "available": round(budget.floor + budget.ratio * requests - retries, 2),
+            "available": round(budget.available(), 2),
             "ratio": budget.ratio,
             "floor": budget.floor,
             "window": budget.window,  # what the counts below cover

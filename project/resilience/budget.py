@@ -51,7 +51,8 @@ class RetryBudget:
             return True
 
     def refund(self) -> None:
-        """A retry taken with ``try_acquire`` succeeded: it costs the budget nothing."""
+        """Give back a retry taken with ``try_acquire``: it succeeded, or it was never sent
+        (the breaker opened during its backoff, or no host had a place for a hedge)."""
         with self._lock:
             self._retries.add(-1)
 

@@ -568,5 +568,6 @@ def _add(history: list[Attempt], attempt: Attempt) -> None:
 
 
 def _worth_another(call: _Call, outcome: Outcome) -> bool:
-    """Is this a failure a hedge still running might beat?"""
-    return call.retry.verdict(outcome).kind is Kind.RETRY
+    """Is this a failure a hedge still running might beat? A 429 is: that server is
+    rate-limiting us, the other attempt may still answer."""
+    return call.retry.verdict(outcome, elsewhere=True).kind is Kind.RETRY

@@ -235,3 +235,12 @@ def test_an_attempt_stuck_out_of_the_watchdogs_reach_does_not_hold_the_call(make
         assert time.monotonic() - started < 0.5 + 1.0  # the promise, with slack
     finally:
         stuck.set()
+
+
+def test_a_hedges_429_does_not_end_the_race_while_the_first_may_still_answer(make):
+    """The hedge is told 429 (that server is rate-limiting us); the first attempt, slower,
+    answers 200: the call gets the 200, not a 503 for the 429."""
+    server = HoldingServer(answers={1: (0.3, 200), 2: (0.0, 429)})
+    manager = make(server)
+    assert manager.get("/users/1").status == 200
+    assert server.requests == 2
