@@ -8,7 +8,7 @@ ORDERS_PORT ?= 8201
 PROXY_PORT ?= 8202
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser
+	bench-fleet browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -77,6 +77,15 @@ bench: $(VENV)/.bench-installed
 SLOW_BASELINE_REF ?= 3aed396
 bench-slow: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.slow_users --baseline-ref $(SLOW_BASELINE_REF) --max-concurrency 8,32
+	$(BIN)/python -m bench.report
+
+## bench-fleet: three Users replicas, replica 3 bad (503, slow, down, reset), open-loop (~20 min):
+## today's code (FLEET_BASELINE_REF) behind HAProxy http and tcp, this tree behind HAProxy tcp and
+## listing the replicas (p2c, round robin); needs haproxy (Debian: apt-get install haproxy).
+## Figures in bench/fleet.json, chart docs/fleet.png, its section of docs/benchmarks.md
+FLEET_BASELINE_REF ?= f2d95fa
+bench-fleet: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.fleet --baseline-ref $(FLEET_BASELINE_REF)
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)
