@@ -531,14 +531,13 @@ class Bench:
                 hits = replica_hits(bad, tag, sizes.rate, offsets[BAD])
                 return recovery(hits, healed_at) is not None
 
-            try:
-                if scenario.fault:
-                    self.set_fault(scenario)
-                samples, healed_at = asyncio.run(
-                    _load(orders.url, sizes, tag, heal if scenario.fault else None, back)
-                )
-            finally:
-                self.heal()  # whatever happened: the next run starts with three good replicas
+            if scenario.fault:
+                self.set_fault(scenario)
+            samples, healed_at = asyncio.run(
+                _load(orders.url, sizes, tag, heal if scenario.fault else None, back)
+            )
+            self.heal()  # the next run starts with three good replicas (on an exception,
+            # there is no next run: the replicas and their databases go)
             wait_for_logs(self.replicas, tag, offsets)
             log = orders.log()
         hits = [
