@@ -70,6 +70,8 @@ def upstream_state(name: str) -> dict[str, Any]:
             "recent_requests": recorded["recent_requests"],
             "recent_retries": recorded["recent_retries"],
         },
+        # Each host's own state, read from the balancer (only shown where there are several).
+        hosts=manager.hosts.snapshot(),
     )
     return state
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 from project.resilience import UpstreamConfig
+from project.resilience.config import split_hosts
 
 T = TypeVar("T")
 
@@ -81,19 +82,25 @@ def upstream_settings(prefix: str, *, base_url: str) -> dict[str, object]:
     """Keyword arguments for ``UpstreamConfig`` from ``{PREFIX}_{FIELD}`` variables.
 
     ``USERS_READ_TIMEOUT`` sets ``read_timeout``, and so on for every field; the base URL
-    comes from ``{PREFIX}_SERVICE_URL``. An unset variable keeps the field's default, so
-    the defaults live in one place: ``UpstreamConfig``.
+    comes from ``{PREFIX}_SERVICE_URL`` (one URL, or several replicas' separated by commas).
+    An unset variable keeps the field's default, so the defaults live in one place:
+    ``UpstreamConfig``.
     """
     readers: dict[type, Callable[[str, Any], object]] = {
         bool: env_bool,
         int: env_int,
         float: env_float,
         frozenset: env_statuses,
+        str: env_str,
     }
     values: dict[str, object] = {
         "name": prefix.lower(),
         "base_url": env_str(f"{prefix}_SERVICE_URL", base_url),
     }
+    try:
+        split_hosts(str(values["base_url"]))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{prefix}_SERVICE_URL: {exc}") from None
     for field in dataclasses.fields(UpstreamConfig):
         if field.name in values:
             continue

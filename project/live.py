@@ -31,6 +31,7 @@ REJECTIONS = {ev.BREAKER_REJECTED: "circuit open", ev.BULKHEAD_REJECTED: "bulkhe
 
 #: The events that report one attempt each (its outcome and how long it took).
 ATTEMPT_EVENTS = frozenset({ev.CALL_SUCCEEDED, ev.RETRY_SCHEDULED, ev.CALL_FAILED})
+HOST_EVENTS = {ev.HOST_EJECTED: "ejected", ev.HOST_RETURNED: "back in rotation"}
 BREAKER_EVENTS = {
     ev.BREAKER_OPENED: "open",
     ev.BREAKER_HALF_OPEN: "half_open",
@@ -47,6 +48,7 @@ class AttemptRecord:
     start: float
     elapsed: float
     wait: float | None = None
+    host: str | None = None  # where there are several
 
 
 @dataclass(slots=True)
@@ -89,6 +91,7 @@ class CallRecord:
                     "start": round(a.start, 4),
                     "elapsed": round(a.elapsed, 4),
                     "wait": None if a.wait is None else round(a.wait, 4),
+                    "host": a.host,
                 }
                 for a in self.attempts.values()
             ],
@@ -172,6 +175,10 @@ class CallRecorder:
                     record = self._start(event.upstream, event.method or "", event.path or "", now)
                 self._finish(record, key, now, "rejected", REJECTIONS[event.name])
                 return
+            if event.name in HOST_EVENTS:  # the host panel reads the balancer's own state
+                if record is not None:
+                    record.notes.append(f"host {event.host} {HOST_EVENTS[event.name]}")
+                return
             if event.name == ev.HEDGE_SENT:
                 state.budget.add(b=1)  # a hedge takes a retry from the budget, and keeps it
                 if record is not None:
@@ -187,7 +194,11 @@ class CallRecorder:
                     self._open[key] = record
                 if event.attempt not in record.attempts:  # a later event may repeat it
                     record.attempts[event.attempt] = AttemptRecord(
-                        event.attempt, event.outcome or "?", now - elapsed - record.started, elapsed
+                        event.attempt,
+                        event.outcome or "?",
+                        now - elapsed - record.started,
+                        elapsed,
+                        host=event.host,
                     )
                     if event.attempt == 1:
                         state.budget.add(a=1)

@@ -29,6 +29,15 @@ OVERLOADED = Counter(
     ["upstream"],
 )
 HEDGES = Counter("upstream_hedges_total", "Hedged attempts sent", ["upstream"])
+HOST_ATTEMPTS = Counter(
+    "upstream_host_attempts_total",
+    "Attempts by host and outcome (upstreams with several hosts only)",
+    ["upstream", "host", "outcome"],
+)
+EJECTIONS = Counter(
+    "upstream_host_ejections_total", "Hosts ejected by outlier detection", ["upstream", "host"]
+)
+EJECTED = Gauge("upstream_host_ejected", "1 while the host is ejected", ["upstream", "host"])
 BREAKER_STATE = Gauge(
     "upstream_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["upstream"]
 )
@@ -53,6 +62,8 @@ def record_event(event: Event) -> None:
         ATTEMPTS.labels(upstream, event.outcome).inc()
         if event.outcome in TIMEOUTS:
             TIMEOUT_ATTEMPTS.labels(upstream).inc()
+        if event.host is not None:
+            HOST_ATTEMPTS.labels(upstream, event.host, event.outcome).inc()
     if event.name == ev.RETRY_SCHEDULED:
         RETRIES.labels(upstream).inc()
     elif event.name == ev.BUDGET_EXHAUSTED:
@@ -63,6 +74,11 @@ def record_event(event: Event) -> None:
         OVERLOADED.labels(upstream).inc()
     elif event.name == ev.HEDGE_SENT:
         HEDGES.labels(upstream).inc()
+    elif event.name == ev.HOST_EJECTED:
+        EJECTIONS.labels(upstream, event.host).inc()
+        EJECTED.labels(upstream, event.host).set(1)
+    elif event.name == ev.HOST_RETURNED:
+        EJECTED.labels(upstream, event.host).set(0)
     elif event.name in _BREAKER:
         BREAKER_STATE.labels(upstream).set(_BREAKER[event.name])
         TRANSITIONS.labels(upstream, event.name.removeprefix("breaker_")).inc()

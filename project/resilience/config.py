@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 #: Gateway statuses that say "the server behind me is down": safe to try again.
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: How attempts are spread over several hosts (``hosts.py``).
+BALANCERS = frozenset({"p2c", "round_robin"})
+
+
+def split_hosts(base_url: str) -> tuple[str, ...]:
+    """The base URLs in ``base_url`` (one, or several separated by commas), without a
+    trailing slash; ``ValueError`` naming the first that is not ``http(s)://host[:port]``
+    with an optional path, so a typo is refused at start-up, not met at call time."""
+    urls = tuple(part.strip().rstrip("/") for part in base_url.split(","))
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:  # a port that is not a number, a bad IPv6 literal
+            port_ok = False
+        else:
+            port_ok = port_ok and bool(parts.hostname)
+        if not (
+            port_ok
+            and parts.scheme in ("http", "https")
+            and not (parts.query or parts.fragment or parts.username or parts.password)
+            and url.isascii()
+            and url.isprintable()
+            and " " not in url
+        ):
+            raise ValueError(f"not a base URL: {url!r} (want http://host[:port][/path])")
+    if len(set(urls)) < len(urls):
+        raise ValueError(f"a host is listed twice: {base_url!r}")
+    return urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +57,15 @@ class UpstreamConfig:
     running past it, is slow, and ``breaker_slow_call_ratio`` of slow calls opens the
     breaker (``slow_call`` ``0``: off). ``hedge_after`` (``0``: off) sends a second attempt
     of a repeatable request that has had no answer for that long; the first good answer wins.
+
+    Several hosts (``base_url`` lists them, comma-separated): ``balancer`` spreads the
+    attempts (``"p2c"``: power of two choices on a latency-times-load cost; or
+    ``"round_robin"``); a host with ``outlier_consecutive_failures`` bad attempts in a row
+    (5xx, refused, reset, timed out, or slow) is ejected for ``outlier_base_ejection``
+    seconds times the number of its ejections, at most ``outlier_max_ejection``, and never
+    more than ``outlier_max_ejected_percent`` of the hosts at once; ``host_max_concurrency``
+    attempts in flight per host at most (``0``: half of ``max_concurrency``, so one slow
+    host cannot take every place; unlimited with one host). One host behaves as before.
     """
 
     name: str
@@ -54,8 +94,18 @@ class UpstreamConfig:
     slow_call: float = 1.0
     breaker_slow_call_ratio: float = 0.5
     hedge_after: float = 0.0
+    balancer: str = "p2c"
+    outlier_consecutive_failures: int = 5
+    outlier_base_ejection: float = 5.0
+    outlier_max_ejection: float = 60.0
+    outlier_max_ejected_percent: float = 50.0
+    host_max_concurrency: int = 0
 
     def __post_init__(self) -> None:
+        try:
+            split_hosts(self.base_url)
+        except ValueError as exc:
+            raise ValueError(f"upstream {self.name!r}: base_url: {exc}") from None
         checks = {
             "connect_timeout": self.connect_timeout > 0,
             "read_timeout": self.read_timeout > 0,
@@ -79,8 +129,28 @@ class UpstreamConfig:
             "slow_call": self.slow_call >= 0,
             "breaker_slow_call_ratio": 0 < self.breaker_slow_call_ratio <= 1,
             "hedge_after": self.hedge_after >= 0,
+            "balancer": self.balancer in BALANCERS,
+            "outlier_consecutive_failures": self.outlier_consecutive_failures >= 1,
+            "outlier_base_ejection": self.outlier_base_ejection > 0,
+            "outlier_max_ejection": self.outlier_max_ejection >= self.outlier_base_ejection,
+            "outlier_max_ejected_percent": 0 <= self.outlier_max_ejected_percent <= 100,
+            "host_max_concurrency": self.host_max_concurrency >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise ValueError(f"upstream {self.name!r}: out of range: {values}")
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The base URLs of the hosts that serve this upstream (one or more)."""
+        return split_hosts(self.base_url)
+
+    @property
+    def per_host_limit(self) -> int:
+        """Attempts in flight per host at most (see ``host_max_concurrency``)."""
+        if self.host_max_concurrency:
+            return self.host_max_concurrency
+        if len(self.hosts) == 1:
+            return 2**31  # the bulkhead limits calls; one host takes every attempt
+        return max(1, math.ceil(self.max_concurrency / 2))

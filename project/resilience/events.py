@@ -19,6 +19,8 @@ BREAKER_CLOSED = "breaker_closed"
 BREAKER_REJECTED = "breaker_rejected"
 BULKHEAD_REJECTED = "bulkhead_rejected"
 HEDGE_SENT = "hedge_sent"
+HOST_EJECTED = "host_ejected"
+HOST_RETURNED = "host_returned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Event:
     time_left: float | None = None
     cause: str | None = None
     duration: float | None = None  # the whole call, on call_succeeded and call_failed
+    host: str | None = None  # the host of the attempt (only where an upstream has several)
 
     def fields(self) -> dict[str, object]:
         """The set fields, ``name`` as ``event`` (``name`` is taken on a ``LogRecord``)."""
@@ -55,12 +58,15 @@ def _ms(seconds: float | None) -> str:
 def describe(event: Event) -> str:
     """One human-readable line; the same facts are in ``event.fields()`` for machines."""
     head = f"{event.upstream} {event.name}"
+    on = f" on {event.host}" if event.host else ""
     if event.attempt is not None:
         head = (
             f"{event.upstream} {event.method} {event.path} "
-            f"attempt {event.attempt}/{event.max_attempts}: {event.outcome} "
+            f"attempt {event.attempt}/{event.max_attempts}{on}: {event.outcome} "
             f"in {_ms(event.elapsed)}"
         )
+    elif event.host:
+        head = f"{event.upstream} {event.name} {event.host}"
     if event.name == RETRY_SCHEDULED:
         return f"{head}; retry in {event.wait:.2f} s (time left {event.time_left:.2f} s)"
     if event.name == CALL_FAILED:
@@ -70,14 +76,14 @@ def describe(event: Event) -> str:
     if event.name == HEDGE_SENT:
         return (
             f"{event.upstream} {event.method} {event.path} attempt {event.attempt}/"
-            f"{event.max_attempts}: hedge sent, no answer after {_ms(event.elapsed)}"
+            f"{event.max_attempts}{on}: hedge sent, no answer after {_ms(event.elapsed)}"
         )
     return f"{head}: {event.cause}" if event.cause else head
 
 
 def log_event(event: Event) -> None:
     """Default listener: a log line per event, its fields under ``extra`` for structured logs."""
-    quiet = (CALL_SUCCEEDED, BREAKER_CLOSED, HEDGE_SENT)  # normal operation
+    quiet = (CALL_SUCCEEDED, BREAKER_CLOSED, HEDGE_SENT, HOST_RETURNED)  # normal operation
     level = logging.INFO if event.name in quiet else logging.WARNING
     if logger.isEnabledFor(level):  # formatting costs more than the rest of a call
         logger.log(level, describe(event), extra=event.fields())

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from requests.structures import CaseInsensitiveDict
 
 from .deadline import Clock, Deadline
+from .hosts import Host
 from .outcome import Outcome
 from .transport import Request, Transport
 from .watchdog import Guard
@@ -33,6 +34,11 @@ class Runner:
     started: float
     left: float  # the time it had when it was launched
     future: Future[Outcome]
+    host: Host | None = None
+
+
+#: Sends one attempt of a race on a worker (the loop's: transport plus host bookkeeping).
+Send = Callable[[Request, Guard], Outcome]
 
 
 class Race:
@@ -45,20 +51,22 @@ class Race:
         self.runners: list[Runner] = []
         #: Every attempt's outcome seen before the race ended, by attempt number.
         self.finished: dict[int, Outcome] = {}
+        #: The race has ended: an attempt still running now was cancelled, not failed.
+        self.over = False
 
-    def launch(self, number: int) -> Runner:
+    def launch(self, number: int, send: Send, host: Host | None = None) -> Runner:
         clock = self._hedger.clock
         started, left = clock(), self.deadline.remaining()
         request = Request(  # its own headers: each attempt stamps its time left on them
             self._request.method,
-            self._request.url,
+            self._request.path,
             self._request.params,
             CaseInsensitiveDict(self._request.headers),
             self._request.json_body,
         )
         guard = self._hedger.transport.arm(left)
-        future = self._hedger.submit(request, guard, self.deadline)
-        runner = Runner(number, guard, started, left, future)
+        future = self._hedger.submit(send, request, guard)
+        runner = Runner(number, guard, started, left, future, host)
         self.runners.append(runner)
         return runner
 
@@ -76,6 +84,7 @@ class Race:
         try:
             return self._first_good(worth_another)
         finally:
+            self.over = True
             for runner in self.runners:
                 if runner.future.cancel():  # still queued for a worker: never sent
                     runner.guard.disarm()
@@ -114,11 +123,11 @@ class Hedger:
     def race(self, request: Request, deadline: Deadline) -> Race:
         return Race(self, request, deadline)
 
-    def submit(self, request: Request, guard: Guard, deadline: Deadline) -> Future[Outcome]:
+    def submit(self, send: Send, request: Request, guard: Guard) -> Future[Outcome]:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, f"{self._name}-hedge")
-            return self._pool.submit(self.transport.send, request, guard, deadline)
+            return self._pool.submit(send, request, guard)
 
     def close(self) -> None:
         """Stop the workers; a call still holding this client gets a new pool."""

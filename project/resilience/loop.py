@@ -6,8 +6,12 @@ body that trickles in, consult a retry budget, a bulkhead or a circuit breaker, 
 log each attempt. So the transport (``transport.py``) makes exactly one attempt, the
 policy (``policy.py``) judges it, and this module runs the loop between them:
 
-    breaker, bulkhead -> attempt (hedged?) -> verdict -> attempts left? -> wait fits? ->
-    breaker still closed? -> budget? -> sleep -> breaker still closed? -> attempt ...
+    breaker, bulkhead -> host -> attempt (hedged?) -> verdict -> attempts left? -> wait
+    fits? -> breaker still closed? -> budget? -> sleep -> breaker still closed? -> host ...
+
+With several hosts (``hosts.py``), each attempt goes to the best host this call has not
+tried, and a retry to such a host goes at once: the backoff spreads repeated load on one
+server, and another replica has not seen this call.
 
 Every way the loop gives up goes through ``_give_up``: its events, then one error.
 """
@@ -41,15 +45,17 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .events import Event, Listener
-from .hedging import Hedger
-from .outcome import Outcome
+from .hedging import Hedger, Race, Runner
+from .hosts import Host, HostSet, Lease
+from .outcome import TIMEOUTS, Outcome
 from .testing import is_testing
 from .transport import Request, Transport
-from .watchdog import WATCHDOG, Watchdog
+from .watchdog import WATCHDOG, Guard, Watchdog
 
 BUDGET_SPENT = "retry budget exhausted"
 OPENED_MEANWHILE = "the circuit opened meanwhile (other calls failed)"
 NO_TIME = "deadline exceeded before an attempt could start"
+NO_HOST = "every host in rotation has its attempts in flight"
 #: In a call's history: the attempt of a hedged pair that did not win, cancelled or ignored.
 HEDGE_LOST = "hedge_lost"
 #: Retry-After for a call the bulkhead refused: the slow calls ahead of it take about this.
@@ -83,6 +89,7 @@ class _Call:
     started: float
     permit: Permit | None  # the breaker's, paused while the loop sleeps
     history: list[Attempt] = field(default_factory=list)
+    tried: list[Host] = field(default_factory=list)  # hosts its attempts went to
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,7 @@ class _Tried:
     left: float
     own_left: float
     hedge: bool = False  # sent beside another attempt, not after a failure
+    host: Host | None = None
 
 
 class RetryManager:
@@ -130,6 +138,7 @@ class RetryManager:
             clock=clock,
         )
         self.bulkhead = Bulkhead(config.max_concurrency)
+        self.hosts = HostSet(config, clock=clock, random=random, notify=self._on_host)
         self.breaker = (
             CircuitBreaker(
                 failure_ratio=config.breaker_failure_ratio,
@@ -234,7 +243,7 @@ class RetryManager:
         own = Deadline.after(cfg.deadline, self._clock)
         binding = own if deadline is None else deadline.earliest(own.remaining())
         return _Call(
-            request=Request(method, cfg.base_url.rstrip("/") + path, params, sent, json_body),
+            request=Request(method, path, params, sent, json_body),
             path=path,
             deadline=binding,
             own=own,
@@ -270,6 +279,7 @@ class RetryManager:
                 max_attempts=cfg.retries + 1,
                 outcome=outcome.label,
                 elapsed=elapsed,
+                host=self._host_label(tried.host),
             )
             judged = policy.verdict(
                 outcome,
@@ -331,13 +341,7 @@ class RetryManager:
                 stop = f"Retry-After {retry_after:g} s exceeds the {remaining:.2f} s left"
                 return wait, stop, wait + cfg.min_attempt, retry_after
         else:
-            jitter = None
-            if cfg.backoff_jitter:
-                jitter = 1.0 if is_testing() else self._random()
-            failures = sum(1 for a in call.history if a.outcome != HEDGE_LOST) + 1
-            wait = policy.backoff(
-                failures, factor=cfg.backoff_factor, cap=cfg.backoff_max, jitter=jitter
-            )
+            wait = self._backoff(call)
             if not policy.fits(wait, time_left=remaining, min_attempt=cfg.min_attempt):
                 stop = f"no time for another attempt ({remaining:.2f} s left)"
                 return wait, stop, wait + cfg.min_attempt, None
@@ -346,6 +350,19 @@ class RetryManager:
         if not self.budget.try_acquire():
             return wait, BUDGET_SPENT, None, retry_after
         return wait, None, None, retry_after
+
+    def _backoff(self, call: _Call) -> float:
+        """The jittered backoff; none when another host has not seen this call yet."""
+        cfg = self.config
+        if self.hosts.several and self.hosts.untried(call.tried):
+            return 0.0
+        jitter = None
+        if cfg.backoff_jitter:
+            jitter = 1.0 if is_testing() else self._random()
+        failures = sum(1 for a in call.history if a.outcome != HEDGE_LOST) + 1
+        return policy.backoff(
+            failures, factor=cfg.backoff_factor, cap=cfg.backoff_max, jitter=jitter
+        )
 
     def _breaker_open(self) -> bool:
         return self.breaker is not None and self.breaker.state is State.OPEN
@@ -368,19 +385,57 @@ class RetryManager:
             call.request.method, idempotency_key=call.keyed
         ):
             return self._hedged(call)
+        lease = self._lease(call)
+        call.tried.append(lease.host)
         started, left, own_left = self._clock(), call.deadline.remaining(), call.own.remaining()
-        outcome = self.transport.send(call.request, self.transport.arm(left), call.deadline)
-        return _Tried(outcome, len(call.history) + 1, started, left, own_left)
+        outcome = self._send(call, lease, call.request, self.transport.arm(left))
+        return _Tried(outcome, len(call.history) + 1, started, left, own_left, host=lease.host)
+
+    def _lease(self, call: _Call) -> Lease:
+        """A place on the host for the next attempt (one not tried yet, if any)."""
+        lease = self.hosts.pick(call.tried)
+        if lease is None:
+            self._give_up(call, None, NO_HOST)
+        return lease
+
+    def _send(
+        self,
+        call: _Call,
+        lease: Lease,
+        request: Request,
+        guard: Guard,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """One attempt on ``lease``'s host; the host hears how it went, unless the attempt
+        was ``cancelled`` (a hedge that lost) or cut short by the caller's own deadline."""
+        left, own_left = call.deadline.remaining(), call.own.remaining()
+        outcome = self.transport.send(request, guard, call.deadline, lease.host.url)
+        callers = (
+            call.tighter
+            and outcome.error in TIMEOUTS
+            and policy.callers_cut(
+                outcome,
+                needed=None,
+                left=left,
+                own_left=own_left,
+                own_remaining=0.0,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
+            )
+        )
+        self.hosts.done(lease, None if callers or cancelled() else outcome)
+        return outcome
 
     def _hedged(self, call: _Call) -> _Tried:
         """Send an attempt; if it has no answer after ``hedge_after``, send one more beside
-        it (while attempts, time and budget allow). The first good answer wins; the other
-        is cancelled (``hedging.py``). Events come from this thread only.
+        it, to another host if there is one (while attempts, time, budget and hosts' places
+        allow). The first good answer wins; the other is cancelled (``hedging.py``).
+        Events come from this thread only.
         """
         cfg = self.config
         number = len(call.history) + 1
         race = self._hedger.race(call.request, call.deadline)
-        first = race.launch(number)
+        first = self._launch(race, call, number, self._lease(call))
         if (
             not race.answered_within(cfg.hedge_after)
             and policy.may_hedge(
@@ -393,18 +448,23 @@ class RetryManager:
             )
             and self.budget.try_acquire()
         ):
-            self._emit(
-                Event(
-                    events.HEDGE_SENT,
-                    cfg.name,
-                    method=call.request.method,
-                    path=call.path,
-                    attempt=number + 1,
-                    max_attempts=cfg.retries + 1,
-                    elapsed=self._clock() - first.started,
+            lease = self.hosts.pick(call.tried)
+            if lease is None:  # no host has a place for it: not sent, its token back
+                self.budget.refund()
+            else:
+                self._emit(
+                    Event(
+                        events.HEDGE_SENT,
+                        cfg.name,
+                        method=call.request.method,
+                        path=call.path,
+                        attempt=number + 1,
+                        max_attempts=cfg.retries + 1,
+                        elapsed=self._clock() - first.started,
+                        host=self._host_label(lease.host),
+                    )
                 )
-            )
-            race.launch(number + 1)
+                self._launch(race, call, number + 1, lease)
         winner, outcome = race.first_good(
             lambda seen: _worth_another(seen, call, cfg.retry_statuses)
         )
@@ -416,7 +476,15 @@ class RetryManager:
                 _add(call.history, Attempt(loser.number, label, self._clock() - loser.started))
         own_left = max(0.0, call.own.expires_at - winner.started)  # when the winner started
         hedge = winner is not first
-        return _Tried(outcome, winner.number, winner.started, winner.left, own_left, hedge)
+        return _Tried(
+            outcome, winner.number, winner.started, winner.left, own_left, hedge, winner.host
+        )
+
+    def _launch(self, race: Race, call: _Call, number: int, lease: Lease) -> Runner:
+        """Start attempt ``number`` of a race on ``lease``'s host."""
+        call.tried.append(lease.host)
+        send = partial(self._send, call, lease, cancelled=lambda: race.over)
+        return race.launch(number, send, lease.host)
 
     # -- giving up ------------------------------------------------------------------------
 
@@ -441,7 +509,9 @@ class RetryManager:
         self._emit(event(events.CALL_FAILED, cause=cause, duration=self._clock() - call.started))
         history = tuple(call.history)
         error: UpstreamError
-        if policy.timed_out(outcome):
+        if cause == NO_HOST:
+            error = UpstreamOverloaded(cfg.name, cause, retry_after=OVERLOADED_RETRY_AFTER)
+        elif policy.timed_out(outcome):
             error = UpstreamTimeout(cfg.name, cause, history=history)
         elif outcome is not None and not outcome.upstream_failed and outcome.status != 429:
             error = UpstreamBadResponse(cfg.name, cause, history=history)  # unusable answer
@@ -473,6 +543,14 @@ class RetryManager:
                 listener(event)
             except Exception:
                 events.logger.exception("listener %r failed on %s", listener, event.name)
+
+    def _host_label(self, host: Host | None) -> str | None:
+        """The host, on events, only where there are several: one host's lines stay as
+        they were."""
+        return host.label if host is not None and self.hosts.several else None
+
+    def _on_host(self, name: str, host: Host, cause: str) -> None:
+        self._emit(Event(name, self.config.name, cause=cause, host=host.label))
 
     def _on_breaker(self, state: State, cause: str) -> None:
         name = {

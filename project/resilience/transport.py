@@ -40,10 +40,10 @@ DEADLINE_HEADER = "X-Request-Timeout-Ms"
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What to send; the same for every attempt of a call."""
+    """What to send; the same for every attempt of a call (the host may change)."""
 
     method: str
-    url: str
+    path: str
     params: Mapping[str, str] | None
     headers: CaseInsensitiveDict[str]
     json_body: Any = None
@@ -62,12 +62,13 @@ def _no_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-def new_session(pool_maxsize: int) -> requests.Session:
-    """A session for one upstream: pooled, guarded, no cookies, no proxy lookups."""
+def new_session(pool_maxsize: int, hosts: int = 1) -> requests.Session:
+    """A session for one upstream: pooled (one pool per host, each kept), guarded, no
+    cookies, no proxy lookups."""
     session = requests.Session()
     session.trust_env = False  # no proxy/netrc lookups per call: this is a private hop
     session.cookies = _no_cookies()
-    adapter = GuardedAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+    adapter = GuardedAdapter(pool_connections=hosts, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -84,7 +85,7 @@ class Transport:
         session: requests.Session | None = None,
     ) -> None:
         self.config = config
-        self.session = session or new_session(config.pool_maxsize)
+        self.session = session or new_session(config.pool_maxsize, len(config.hosts))
         self._watchdog = watchdog
 
     def arm(self, seconds: float) -> Guard:
@@ -92,18 +93,22 @@ class Transport:
         fires its losing attempt's itself."""
         return self._watchdog.arm(seconds)
 
-    def send(self, request: Request, guard: Guard, deadline: Deadline) -> Outcome:
-        """One attempt with the time ``deadline`` leaves, cut by ``guard`` if it fires."""
+    def send(self, request: Request, guard: Guard, deadline: Deadline, base_url: str) -> Outcome:
+        """One attempt at ``base_url`` with the time ``deadline`` leaves, cut by ``guard``
+        if it fires."""
         left = deadline.remaining()
         if left <= 0 or guard.fired:  # the time went while this waited for a CPU or a
             guard.disarm()  # worker, or the attempt was cancelled meanwhile: send nothing
             return Outcome(error="deadline_exceeded")
         request.headers[DEADLINE_HEADER] = str(int(left * 1000))
         with watching(guard):
-            outcome, response = self._exchange(request, left)
+            outcome, response = self._exchange(request, base_url + request.path, left)
         if response is not None:
-            if guard.fired or outcome.error is not None:
-                response.close()  # cut or half-read: this connection never goes back to the pool
+            if guard.fired or outcome.error is not None or _failed(outcome.status):
+                # Cut or half-read: this connection never goes back to the pool. Nor does
+                # one that carried a failure: the retry must not ride it back to the same
+                # server behind a TCP load balancer.
+                response.close()
             else:
                 response.raw.release_conn()  # fully read: keep-alive, back to the pool
         if guard.fired:  # whatever the exchange saw last (EOF, reset), the guard ended it
@@ -113,12 +118,14 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
-    def _exchange(self, request: Request, left: float) -> tuple[Outcome, requests.Response | None]:
+    def _exchange(
+        self, request: Request, url: str, left: float
+    ) -> tuple[Outcome, requests.Response | None]:
         cfg = self.config
         try:
             response = self.session.request(
                 request.method,
-                request.url,
+                url,
                 params=request.params,
                 headers=request.headers,
                 json=request.json_body,
@@ -133,6 +140,8 @@ class Transport:
             )
         except requests.RequestException as exc:
             return Outcome(error=classify(exc)), None
+        if _failed(response.status_code):  # its body is never used: not read, and the
+            return Outcome(response.status_code, response.headers), response  # conn closed
         try:
             content = self._read_body(response)
         except _BodyError as err:
@@ -165,6 +174,11 @@ class Transport:
             body += chunk
             if len(body) > cap:
                 raise _BodyError("body_too_large")
+
+
+def _failed(status: int | None) -> bool:
+    """A 5xx or a 429: the loop retries it or gives up, and never uses its body."""
+    return status is not None and (status >= 500 or status == 429)
 
 
 def classify(exc: requests.RequestException) -> str:

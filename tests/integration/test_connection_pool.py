@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from project.resilience import RetryManager, UpstreamBadResponse, UpstreamConfig
+from project.resilience import RetryManager, UpstreamBadResponse, UpstreamConfig, set_testing
 from project.upstreams import upstream
 
 BODY = b'{"id": 1, "name": "Aaron Apple", "phone": "99992222"}'
@@ -95,3 +95,44 @@ def test_a_half_read_response_is_closed_not_pooled(server):
     assert manager.get("/users/1").status == 200
     manager.close()
     assert len(connections) == 2
+
+
+class _FailsEveryOther(_KeepAlive):
+    """503 to every other request; records which connection carried each."""
+
+    seen: list[tuple[int, tuple[str, int]]]
+
+    def do_GET(self) -> None:
+        with self.lock:
+            status = 503 if len(self.seen) % 2 == 0 else 200
+            self.seen.append((status, self.client_address))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+
+def test_a_retry_never_rides_the_connection_that_carried_the_failure():
+    """Behind one URL (a TCP load balancer), the retry after a 503 goes out on a new
+    connection, which the balancer may place on another replica: the pooled connection
+    that carried the 503 would take it straight back to the bad one."""
+    seen: list[tuple[int, tuple[str, int]]] = []
+    handler = type("Handler", (_FailsEveryOther,), {"seen": seen})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_port}"
+    manager = RetryManager(UpstreamConfig(name="users", base_url=url), listeners=[])
+    set_testing(True)  # no backoff sleeps
+    try:
+        for _ in range(5):
+            assert manager.get("/users/1").status == 200  # 503, then 200
+    finally:
+        manager.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+    assert [status for status, _ in seen] == [503, 200] * 5
+    failed, retried = seen[::2], seen[1::2]
+    assert all(f[1] != r[1] for f, r in zip(failed, retried, strict=True))
+    assert all(r[1] == f[1] for r, f in zip(retried, failed[1:], strict=False))  # 200s: kept

@@ -221,11 +221,11 @@ def test_an_attempt_stuck_out_of_the_watchdogs_reach_does_not_hold_the_call(make
     stuck, send = threading.Event(), manager.transport.send
     calls = []
 
-    def send_or_stick(request, guard, deadline):
+    def send_or_stick(request, guard, deadline, base_url):
         calls.append(1)
         if len(calls) == 2:
             stuck.wait(30)  # ignores the guard, as getaddrinfo would
-        return send(request, guard, deadline)
+        return send(request, guard, deadline, base_url)
 
     monkeypatch.setattr(manager.transport, "send", send_or_stick)
     started = time.monotonic()

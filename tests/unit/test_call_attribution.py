@@ -15,7 +15,7 @@ from requests.structures import CaseInsensitiveDict
 
 from project.resilience import CircuitOpen, Deadline, UpstreamTimeout, UpstreamUnavailable
 from project.resilience.transport import Request
-from tests.conftest import URL, USER
+from tests.conftest import BASE_URL, URL, USER
 
 
 def slow(clock, seconds: float, status: int = 502):
@@ -154,7 +154,7 @@ def test_an_attempt_whose_time_went_before_it_started_sends_nothing(mocked, make
     """Checked with time to spare, then the thread waited for the CPU: no request, no
     ``ValueError`` from a zero timeout (which would be a 500), a timeout."""
     transport = make_manager().transport
-    request = Request("GET", URL, None, CaseInsensitiveDict())
-    outcome = transport.send(request, transport.arm(0.0), Deadline.after(0, clock))
+    request = Request("GET", "/users/1", None, CaseInsensitiveDict())
+    outcome = transport.send(request, transport.arm(0.0), Deadline.after(0, clock), BASE_URL)
     assert outcome.error == "deadline_exceeded"
     assert len(mocked.calls) == 0

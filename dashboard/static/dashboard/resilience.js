@@ -135,10 +135,26 @@
       up.transitions.slice(0, 6).map((t) => el("span", {class: t.to}, `${clock(t.at)} ${t.to.replace("_", "-")} (${t.cause})`)));
   }
 
+  // Several hosts: each one's state as the balancer sees it (one host: nothing to show).
+  function hosts(up) {
+    if (!up.hosts || up.hosts.length < 2) return null;
+    return el("table", {class: "hosts"},
+      el("tr", {}, ["host", "state", "in flight", "load", "ejections", "recent"].map((h) => el("th", {}, h))),
+      up.hosts.map((h) => el("tr", {class: h.ejected_for === null ? "in-rotation" : "ejected", "data-host": h.label},
+        el("td", {}, h.label),
+        el("td", {}, h.ejected_for === null ? "in rotation" : `ejected, back in ${secs(h.ejected_for)}`),
+        el("td", {}, String(h.in_flight)),
+        el("td", {title: "peak-EWMA latency x (in flight + 1)"}, secs(h.load)),
+        el("td", {}, String(h.ejections)),
+        el("td", {class: "recent"}, h.recent.join(" ")))));
+  }
+
   function upstream(up) {
+    const where = up.hosts && up.hosts.length > 1 ? `${up.hosts.length} hosts` : up.base_url;
     return el("section", {class: "panel upstream", "data-upstream": up.name},
-      el("h2", {}, up.name, " ", el("small", {}, `${up.base_url} · deadline ${up.deadline} s · up to ${up.attempts} attempts`)),
+      el("h2", {}, up.name, " ", el("small", {}, `${where} · deadline ${up.deadline} s · up to ${up.attempts} attempts`)),
       el("div", {class: "cards"}, breakerCard(up), budgetCard(up), inFlightCard(up)),
+      hosts(up),
       transitions(up),
       timeline(up));
   }

@@ -1,0 +1,244 @@
+"""Several hosts per upstream: which one takes the next attempt, and which are out.
+
+An upstream may be served by several replicas (``base_url`` lists them). One bad replica
+must cost the caller nothing, so, as Envoy, gRPC and Finagle do it on the client side:
+
+- **Balancing**: power of two choices (two hosts drawn at random, the cheaper one taken)
+  on Finagle's peak-EWMA cost: a latency average that jumps to any slower sample at once
+  and decays over ``DECAY`` seconds, times the attempts in flight plus one. An attempt
+  still in flight counts as at least as slow as it has been so far, so a replica that
+  hangs is avoided before its first timeout. A failed attempt costs at least
+  ``FAILURE_COST``: a replica that fails fast must not draw traffic for looking fast
+  (it would, while the cap below keeps it in rotation, or while it fails too rarely to
+  be ejected). A slow or failing replica is avoided at once and tried again once its cost
+  has decayed to the others' (a few seconds): that try is how a healed one comes back.
+  ``round_robin`` is the textbook alternative, kept to measure against.
+- **Outlier detection** (Envoy's ``consecutive_5xx`` and local-origin errors): a host with
+  ``outlier_consecutive_failures`` bad attempts in a row (5xx, refused, reset, timed out,
+  or slower than ``slow_call``) is ejected for ``outlier_base_ejection`` times the number
+  of its ejections (at most ``outlier_max_ejection``), then returns by itself; a healthy
+  base period takes one off that multiplier. At most ``outlier_max_ejected_percent`` of the
+  hosts are out at once: when the whole upstream fails, the breaker decides, as with one
+  host (with one host, nothing is ever ejected).
+- **Retries and hedges go to a host this call has not tried** when one is available
+  (Envoy's ``previous_hosts``).
+- **Attempts in flight per host** are capped (``per_host_limit``): a slow host cannot take
+  every place of the bulkhead from the healthy ones.
+
+A timeout that the caller's own, tighter deadline caused says nothing about the host and
+is not counted (a caller must not be able to eject a replica for everybody).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .config import UpstreamConfig
+from .deadline import Clock
+from .outcome import Outcome
+
+#: Seconds over which the latency average forgets a sample. Finagle's default is 10 s;
+#: here 1 s, so a replica that was slow for 1.5 s is tried again about 5 s later, not 50:
+#: the healed one is back in rotation within an ejection period (docs/benchmarks.md).
+DECAY = 1.0
+#: A failed attempt's cost in seconds of latency, at least: a quarter of a second, which
+#: decays below a healthy replica's 10 ms in about 3 s (``DECAY``).
+FAILURE_COST = 0.25
+#: Outcomes kept per host for the resilience page.
+RECENT = 10
+
+Notify = Callable[[str, "Host", str], None]
+
+
+@dataclass(eq=False, slots=True)
+class Host:
+    """One replica and what is known of it. Written under the ``HostSet``'s lock."""
+
+    url: str
+    label: str  # host:port, for logs, metrics and the page
+    cost: float = 0.0  # peak-EWMA latency, seconds, as of ``stamp``
+    stamp: float = 0.0
+    pending: dict[Lease, None] = field(default_factory=dict)  # attempts in flight, oldest first
+    consecutive: int = 0  # bad attempts in a row
+    ejected_until: float = 0.0  # 0.0: in rotation
+    multiplier: int = 0  # the next ejection lasts base x (multiplier + 1)
+    healthy_since: float = 0.0  # for taking one off the multiplier per healthy base period
+    ejections: int = 0
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+    def load(self, now: float) -> float:
+        """Finagle's peak-EWMA load: the decayed latency (at least the age of the oldest
+        attempt in flight) times the attempts in flight plus one."""
+        cost = self.cost * math.exp(-(now - self.stamp) / DECAY) if self.cost else 0.0
+        if self.pending:
+            cost = max(cost, now - next(iter(self.pending)).started)
+        return cost * (len(self.pending) + 1)
+
+    def observe(self, seconds: float, now: float) -> None:
+        """A new latency sample: a slower one is taken at once, a faster one averaged in."""
+        decayed = self.cost * math.exp(-(now - self.stamp) / DECAY) if self.cost else 0.0
+        if seconds >= decayed:
+            self.cost = seconds
+        else:
+            weight = math.exp(-(now - self.stamp) / DECAY)
+            self.cost = self.cost * weight + seconds * (1 - weight)
+        self.stamp = now
+
+
+@dataclass(eq=False, slots=True)
+class Lease:
+    """One attempt's place on a host, from ``pick`` to ``done``."""
+
+    host: Host
+    started: float
+
+
+def _label(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc + (parts.path if parts.path not in ("", "/") else "")
+
+
+class HostSet:
+    """The hosts of one upstream; thread-safe. ``notify(event, host, cause)`` hears of
+    ejections and returns, outside the lock."""
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        clock: Clock = time.monotonic,
+        random: Callable[[], float],
+        notify: Notify | None = None,
+    ) -> None:
+        self.hosts = tuple(Host(url, _label(url)) for url in config.hosts)
+        self.several = len(self.hosts) > 1
+        self.limit = config.per_host_limit
+        self._round_robin = config.balancer == "round_robin"
+        self._threshold = config.outlier_consecutive_failures
+        self._base = config.outlier_base_ejection
+        self._max = config.outlier_max_ejection
+        self._max_ejected = math.floor(len(self.hosts) * config.outlier_max_ejected_percent / 100)
+        self._slow_call = config.slow_call
+        self._clock = clock
+        self._random = random
+        self._notify = notify
+        self._turn = 0
+        self._lock = threading.Lock()
+
+    def pick(self, tried: Collection[Host] = ()) -> Lease | None:
+        """A place on the best host for the next attempt, preferring one not in ``tried``;
+        ``None`` when every host in rotation has ``limit`` attempts in flight."""
+        returned: list[Host] = []
+        with self._lock:
+            now = self._clock()
+            ready = []
+            for host in self.hosts:
+                if host.ejected_until:
+                    if now < host.ejected_until:
+                        continue
+                    host.ejected_until, host.consecutive, host.healthy_since = 0.0, 0, now
+                    returned.append(host)
+                if len(host.pending) < self.limit:
+                    ready.append(host)
+            fresh = [host for host in ready if host not in tried] or ready
+            lease = None
+            if fresh:
+                lease = Lease(self._choose(fresh, now), now)
+                lease.host.pending[lease] = None
+        for host in returned:
+            self._tell("host_returned", host, "back in rotation")
+        return lease
+
+    def untried(self, tried: Collection[Host]) -> bool:
+        """Is a host in rotation that this call has not tried yet?"""
+        with self._lock:
+            now = self._clock()
+            return any(
+                host not in tried and (not host.ejected_until or now >= host.ejected_until)
+                for host in self.hosts
+            )
+
+    def done(self, lease: Lease, outcome: Outcome | None) -> None:
+        """The attempt on ``lease`` ended with ``outcome``; ``None``: it says nothing about
+        the host (cancelled, or cut by its caller's own deadline), only its place is freed."""
+        ejected = None
+        with self._lock:
+            now = self._clock()
+            host = lease.host
+            host.pending.pop(lease, None)
+            if outcome is not None:
+                ejected = self._judge(host, outcome, now - lease.started, now)
+        if ejected:
+            self._tell("host_ejected", lease.host, ejected)
+
+    def snapshot(self) -> list[dict[str, object]]:
+        """Each host's state, for the resilience page."""
+        with self._lock:
+            now = self._clock()
+            return [
+                {
+                    "url": host.url,
+                    "label": host.label,
+                    "ejected_for": round(max(0.0, host.ejected_until - now), 2)
+                    if host.ejected_until
+                    else None,
+                    "in_flight": len(host.pending),
+                    "load": round(host.load(now), 4),
+                    "consecutive_failures": host.consecutive,
+                    "ejections": host.ejections,
+                    "recent": list(host.recent),
+                }
+                for host in self.hosts
+            ]
+
+    def _choose(self, hosts: list[Host], now: float) -> Host:
+        if len(hosts) == 1:
+            return hosts[0]
+        if self._round_robin:
+            self._turn += 1
+            return hosts[self._turn % len(hosts)]
+        last = len(hosts) - 1  # min(): a ``random`` that returns 1.0 (tests) stays in range
+        first = min(int(self._random() * len(hosts)), last)
+        second = min(int(self._random() * last), last - 1)
+        a, b = hosts[first], hosts[second + (second >= first)]
+        # Fewer in flight breaks a tie (two idle hosts, or attempts just started).
+        return a if (a.load(now), len(a.pending)) <= (b.load(now), len(b.pending)) else b
+
+    def _judge(self, host: Host, outcome: Outcome, seconds: float, now: float) -> str | None:
+        """Count the attempt; the cause if it ejects the host."""
+        host.recent.append(outcome.label)
+        slow = self._slow_call > 0 and seconds >= self._slow_call
+        failed = outcome.upstream_failed
+        host.observe(max(seconds, FAILURE_COST) if failed else seconds, now)
+        if not (failed or slow):
+            host.consecutive = 0
+            if host.multiplier and now - host.healthy_since >= self._base:
+                host.multiplier -= 1
+                host.healthy_since = now
+            return None
+        host.consecutive += 1
+        if host.consecutive < self._threshold or host.ejected_until or not self._may_eject(now):
+            return None
+        host.multiplier += 1
+        host.ejections += 1
+        seconds_out = min(self._base * host.multiplier, self._max)
+        host.ejected_until = now + seconds_out
+        last = f"{outcome.label} in {seconds * 1000:.0f} ms"
+        return (
+            f"{host.consecutive} failed or slow attempts in a row (last: {last});"
+            f" out for {seconds_out:g} s"
+        )
+
+    def _may_eject(self, now: float) -> bool:
+        out = sum(1 for host in self.hosts if host.ejected_until > now)
+        return out < self._max_ejected
+
+    def _tell(self, event: str, host: Host, cause: str) -> None:
+        if self._notify is not None:
+            self._notify(event, host, cause)
