@@ -547,6 +547,7 @@ class Bench:
             samples, hits, sizes, healed_at=healed_at, refused=scenario.fault[:1] == ("down",)
         )
         result["breaker_opened"] = breaker_openings(log)
+        result["load"] = os.getloadavg()[0]  # the machine's, just after the run
         before_heal = log.encode()[: heal_offset[0]].decode(errors="replace") if heal_offset else ""
         result["ejection_period_s"] = ejection_in_force(before_heal, bad.label)
         result["ejections"] = len([m for m in EJECTED.finditer(log) if m["label"] == bad.label])
@@ -618,6 +619,7 @@ def run(
     for name, runs in results["runs"].items():
         results.setdefault("targets", {})[name] = targets(runs)
     results["wall_s"] = time.monotonic() - started
+    results["load_end"] = os.getloadavg()[0]  # a shared machine: others' load shows here
     results["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     return results, raw
 
@@ -670,9 +672,11 @@ def section(results: dict[str, Any], chart_name: str | None = None) -> list[str]
     lines = [
         "## Several Users replicas",
         "",
-        f"`python -m bench.fleet`, {results['date']}, {m['cpus']} CPUs, load average"
-        f" {results['load']:.1f}, {results.get('haproxy') or 'no HAProxy'};"
-        f" {results['wall_s'] / 60:.0f} min. Three Users replicas under gunicorn (1 worker,"
+        f"`python -m bench.fleet --baseline-ref {code.get('today', '-')}`, {results['date']},"
+        f" {results['wall_s'] / 60:.0f} min, {m['cpus']} CPUs, load average"
+        f" {results['load']:.1f} at the start, {results.get('load_end', float('nan')):.1f} at"
+        f" the end (each run's is in bench/fleet.json),"
+        f" {results.get('haproxy') or 'no HAProxy'}. Three Users replicas under gunicorn (1 worker,"
         " 32 threads), each on its own SQLite database behind its own fault proxy; replica 3"
         " made bad with `simulate_outage` on its database, from before the first request,"
         f" and healed {s['heal_at']:g} s in. Orders under gunicorn 1x32 with the default"
