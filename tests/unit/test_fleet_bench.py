@@ -138,7 +138,7 @@ def test_targets_judge_each_scenario_against_the_same_columns_healthy_run():
         "healthy": _run(p99_after=100.0, share=1.0, recovery=None),
         "error_503": _run(ok_share=0.9995, p99_after=199.0, share=0.1, recovery=4.9),
         "slow": _run(ok_share=0.998, p99_after=201.0, share=0.11, recovery=9.0, period=10.0),
-        "down": _run(share=None, recovery=None),
+        "down": {**_run(share=None, recovery=None), "recovery_window_s": 10.0},
     }
     got = fleet.targets(runs)
     assert got["healthy"] == {
@@ -245,3 +245,23 @@ def test_load_without_a_fault_sends_exactly_the_planned_requests(ok_server):
     samples, healed_at = asyncio.run(fleet._load(ok_server, sizes, "t", None, lambda _: False))
     assert len(samples) == 10
     assert healed_at is None
+
+
+def test_a_return_later_than_the_run_is_not_judged_when_the_ejection_outlasts_it():
+    """Never seen back, but the ejection in force (30 s) is longer than the 20 s the run
+    went on after the heal: no verdict. Within a shorter ejection: a failure."""
+    runs = {
+        "healthy": _run(),
+        "slow": {**_run(recovery=None, period=30.0), "recovery_window_s": 20.0},
+        "reset": {**_run(recovery=None, period=10.0), "recovery_window_s": 20.0},
+    }
+    got = fleet.targets(runs)
+    assert got["slow"]["recovery"] is None
+    assert got["reset"]["recovery"] is False
+
+
+def test_figures_say_how_long_the_run_went_on_after_the_heal():
+    samples = [sample(i / 10) for i in range(120)]  # the last due at 11.9 s, tail included
+    got = fleet.figures(samples, [[], [], []], SIZES, healed_at=8.0)
+    assert got["recovery_window_s"] == pytest.approx(3.9)
+    assert fleet._back(got) == "> 3.9 s"
