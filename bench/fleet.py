@@ -278,9 +278,14 @@ def figures(
     }
 
 
-def targets(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, bool | None]]:
+def targets(
+    runs: dict[str, dict[str, Any]], best_healthy: float | None = None
+) -> dict[str, dict[str, bool | None]]:
     """Issue 20's targets for one column's runs (scenario -> figures), per scenario:
-    ``None`` where a target does not apply (healthy; the share of a refusing replica)."""
+    ``None`` where a target does not apply (healthy; the share of a refusing replica).
+    ``p99_vs_best``: the p99 target against ``best_healthy``, the lowest healthy p99 of any
+    column in the run (the same load on the same machine), so that a noisy healthy run
+    cannot flatter its own column."""
     healthy = runs.get("healthy", {}).get("p99_after_ms")
     out: dict[str, dict[str, bool | None]] = {}
     for name, f in runs.items():
@@ -293,6 +298,9 @@ def targets(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, bool | None]
             "p99_after": None
             if healthy is None or not faulted
             else f["p99_after_ms"] <= TARGET_P99_VS_HEALTHY * healthy,
+            "p99_vs_best": None
+            if best_healthy is None or not faulted
+            else f["p99_after_ms"] <= TARGET_P99_VS_HEALTHY * best_healthy,
             "bad_share": None
             if not faulted or share is None
             else share <= TARGET_BAD_SHARE_VS_FAIR,
@@ -622,8 +630,7 @@ def run(
                     print("   " + _line(got), flush=True)
         finally:
             bench.stop()
-    for name, runs in results["runs"].items():
-        results.setdefault("targets", {})[name] = targets(runs)
+    judge(results)
     results["wall_s"] = time.monotonic() - started
     results["load_end"] = os.getloadavg()[0]  # a shared machine: others' load shows here
     results["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -680,6 +687,8 @@ def section(results: dict[str, Any], chart_name: str | None = None) -> list[str]
     """The Markdown section of docs/benchmarks.md, from the committed figures."""
     if not results.get("runs"):
         return []
+    results = {**results}
+    judge(results)  # from the figures: a section never shows verdicts older than its rules
     s, m = results["sizes"], results["machine"]
     code = results["code"]
     lines = [
@@ -708,8 +717,9 @@ def section(results: dict[str, Any], chart_name: str | None = None) -> list[str]
     lines += [
         "| Orders reach Users | replica 3 | 200 | other answers | p50 | p99 |"
         f" p99 after {s['settle']:g} s"
-        " | replica 3's share (vs fair) | breaker opened | back after heal | sender lag p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | replica 3's share (vs fair) | breaker opened | back after heal | sender lag p99"
+        " | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in results["runs"].items():
         label = results["columns"][name]["label"] or name
@@ -720,6 +730,7 @@ def section(results: dict[str, Any], chart_name: str | None = None) -> list[str]
                 f" {_fmt(f['p99_ms'])} | {_fmt(f['p99_after_ms'])} |"
                 f" {_fmt(f['bad_share_vs_fair'], 'x')} | {f['breaker_opened']} |"
                 f" {_back(f)} | {_fmt(f['sender_lag']['p99_ms'])} |"
+                f" {f.get('load', float('nan')):.1f} |"
             )
     lines += [
         "",
@@ -734,6 +745,19 @@ def section(results: dict[str, Any], chart_name: str | None = None) -> list[str]
     return [wrapped for line in lines for wrapped in _wrap(line)]
 
 
+def best_healthy(results: dict[str, Any]) -> float | None:
+    """The lowest healthy p99 after the first seconds of any column in this run."""
+    healthy = [r["healthy"]["p99_after_ms"] for r in results["runs"].values() if "healthy" in r]
+    return min(healthy) if healthy else None
+
+
+def judge(results: dict[str, Any]) -> None:
+    """The targets of every column, into ``results`` (again from the figures alone)."""
+    best = best_healthy(results)
+    results["best_healthy_p99_after_ms"] = best
+    results["targets"] = {name: targets(runs, best) for name, runs in results["runs"].items()}
+
+
 def _targets_table(results: dict[str, Any]) -> list[str]:
     s = results["sizes"]
     lines = [
@@ -742,17 +766,22 @@ def _targets_table(results: dict[str, Any]) -> list[str]:
         f" {TARGET_P99_VS_HEALTHY:g}x the same column's healthy p99 after {s['settle']:g} s;"
         f" replica 3 at most {TARGET_BAD_SHARE_VS_FAIR:.0%} of its fair share; back within one"
         " ejection period (the last ejection of replica 3 that Orders logged before the heal,"
-        f" else {BASE_EJECTION:g} s).",
+        f" else {BASE_EJECTION:g} s). The p99 target again against the run's lowest healthy"
+        f" p99 after {s['settle']:g} s ({_fmt(results.get('best_healthy_p99_after_ms'))}):"
+        " each column's own healthy run is one run on a shared machine, and a noisy one"
+        " flatters its column.",
         "",
-        "| column | replica 3 | 200 | p99 | share | back |",
-        "|---|---|---|---|---|---|",
+        "| column | replica 3 | 200 | p99 vs own healthy | p99 vs run's best healthy | share"
+        " | back |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, per in results.get("targets", {}).items():
         for scenario, t in per.items():
             lines.append(
                 f"| {'**' + name + '**' if name == TARGETED else name} |"
                 f" {results['scenarios'][scenario]['label']} | {_verdict(t['ok_200'])} |"
-                f" {_verdict(t['p99_after'])} | {_verdict(t['bad_share'])} |"
+                f" {_verdict(t['p99_after'])} | {_verdict(t.get('p99_vs_best'))} |"
+                f" {_verdict(t['bad_share'])} |"
                 f" {_verdict(t['recovery'])} |"
             )
     return [*lines, ""]
@@ -829,7 +858,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=f"the figures (default {FIGURES.name})")
     parser.add_argument("--raw", type=Path, help="the raw samples (default bench/out/)")
     parser.add_argument("--chart", type=Path, default=CHART)
+    parser.add_argument(
+        "--chart-only",
+        action="store_true",
+        help="draw the chart from the figures (--out, default bench/fleet.json); run nothing",
+    )
     args = parser.parse_args()
+    if args.chart_only:
+        chart(json.loads((args.out or FIGURES).read_text()), args.chart)
+        print(f"wrote {args.chart}")
+        return
     stop_on_signals()
     known = (*COLUMNS, CHECKS_COLUMN)
     default_columns = ",".join(SMOKE_COLUMNS) if args.smoke else ",".join(c.name for c in COLUMNS)
@@ -854,11 +892,11 @@ def main() -> None:
     args.raw.write_text(json.dumps(raw) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    if not args.smoke:
-        chart(results, args.chart)
-        print(f"wrote {args.chart}")
     print("\n".join(section(results)))
     print(f"wrote {args.out} and {args.raw}")
+    if not args.smoke:
+        chart(results, args.chart)  # last: the figures are safe if matplotlib is missing
+        print(f"wrote {args.chart}")
 
 
 if __name__ == "__main__":

@@ -141,15 +141,13 @@ def test_targets_judge_each_scenario_against_the_same_columns_healthy_run():
         "down": {**_run(share=None, recovery=None), "recovery_window_s": 10.0},
     }
     got = fleet.targets(runs)
-    assert got["healthy"] == {
-        "ok_200": True,
-        "p99_after": None,
-        "bad_share": None,
-        "recovery": None,
-    }
+    assert got["healthy"] == dict.fromkeys(
+        ("ok_200", "p99_after", "p99_vs_best", "bad_share", "recovery")
+    ) | {"ok_200": True}
     assert got["error_503"] == {
         "ok_200": True,
         "p99_after": True,
+        "p99_vs_best": None,  # no run-wide best given
         "bad_share": True,
         "recovery": True,
     }
@@ -157,11 +155,22 @@ def test_targets_judge_each_scenario_against_the_same_columns_healthy_run():
     assert got["slow"] == {
         "ok_200": False,
         "p99_after": False,
+        "p99_vs_best": None,
         "bad_share": False,
         "recovery": True,
     }
     assert got["down"]["bad_share"] is None  # a refusing replica has no share to judge
     assert got["down"]["recovery"] is False  # never back is a failure
+
+
+def test_the_p99_target_also_holds_against_the_runs_best_healthy_p99():
+    """A noisy healthy run (100 ms) flatters its column; the run's best (60 ms) does not."""
+    runs = {"healthy": _run(p99_after=100.0), "error_503": _run(p99_after=150.0)}
+    got = fleet.targets(runs, best_healthy=60.0)["error_503"]
+    assert got["p99_after"] is True
+    assert got["p99_vs_best"] is False
+    results = {"runs": {"a": runs, "b": {"healthy": _run(p99_after=60.0)}}}
+    assert fleet.best_healthy(results) == 60.0
 
 
 def test_section_renders_every_run_and_a_verdict_for_each_target():
@@ -195,7 +204,7 @@ def test_section_renders_every_run_and_a_verdict_for_each_target():
     assert "## Several Users replicas" in text
     assert "![Orders with one bad Users replica of three](fleet.png)" in text
     assert "| new code, replicas listed (p2c) | 503 on every request | 100.0 % |" in text
-    assert "| **new_list** | 503 on every request | PASS | PASS | **FAIL** | PASS |" in text
+    assert "| **new_list** | 503 on every request | PASS | PASS | PASS | **FAIL** | PASS |" in text
     assert "`f2d95fa`" in text
 
 
