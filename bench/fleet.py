@@ -742,6 +742,8 @@ def section(results: dict[str, Any], chart_name: str | None = None) -> list[str]
         "",
     ]
     lines += _targets_table(results)
+    for note in results.get("notes", []):  # written by hand into the figures, after the run
+        lines += [f"Note: {note}", ""]
     return [wrapped for line in lines for wrapped in _wrap(line)]
 
 
