@@ -10,7 +10,7 @@ PROXY_PORT ?= 8202
 USERS_REPLICAS ?= 1
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser nginx bench-front mutation
+	browser nginx haproxy bench-front bench-fleet mutation
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -36,7 +36,7 @@ serve: setup nginx
 	$(BIN)/python scripts/run_services.py --server gunicorn --users-port $(USERS_PORT) --orders-port $(ORDERS_PORT) --proxy-port $(PROXY_PORT) --users-replicas $(USERS_REPLICAS)
 
 ## test: lint, then the whole suite (unit, integration over real HTTP, real processes, a browser)
-test: setup lint browser nginx
+test: setup lint browser nginx haproxy
 	$(BIN)/python -m pytest
 
 ## test-postgres: the same suite against a local PostgreSQL (installs Debian's package: root)
@@ -52,6 +52,10 @@ browser:
 ## nginx: Debian's nginx, the front server of `make serve` and of the hostile-caller tests (root)
 nginx:
 	bash scripts/nginx.sh
+
+## haproxy: Debian's HAProxy, the load balancer bench-fleet compares against (root)
+haproxy:
+	bash scripts/haproxy.sh
 
 ## mutation: mutmut over the resilience layer (~1 h on 2 cores); `.venv/bin/mutmut results` lists survivors
 mutation: $(VENV)/.installed
@@ -94,6 +98,15 @@ bench-slow: $(VENV)/.bench-installed
 ## bench/front_door.json, its section of docs/benchmarks.md
 bench-front: $(VENV)/.bench-installed nginx
 	$(BIN)/python -m bench.front_door
+	$(BIN)/python -m bench.report
+
+## bench-fleet: three Users replicas, replica 3 bad (503, slow, down, reset), open-loop (~20 min):
+## today's code (FLEET_BASELINE_REF) behind HAProxy http and tcp, this tree behind HAProxy tcp and
+## listing the replicas (p2c, round robin); installs Debian's haproxy (root).
+## Figures in bench/fleet.json, chart docs/fleet.png, its section of docs/benchmarks.md
+FLEET_BASELINE_REF ?= f2d95fa
+bench-fleet: $(VENV)/.bench-installed haproxy
+	$(BIN)/python -m bench.fleet --baseline-ref $(FLEET_BASELINE_REF)
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import CHART as FLEET_CHART
+from bench.fleet import FIGURES as FLEET_FIGURES
+from bench.fleet import section as fleet_section
 from bench.front_door import FIGURES as FRONT_FIGURES
 from bench.front_door import section as front_door_section
 from bench.post_orders import BEGIN as POST_BEGIN
@@ -348,6 +351,14 @@ def front_door(path: Path) -> list[str]:
     return front_door_section(json.loads(path.read_text())) if path.exists() else []
 
 
+def fleet(path: Path, chart_path: Path) -> list[str]:
+    """Several Users replicas, one bad (``python -m bench.fleet``), if it was run."""
+    if not path.exists():
+        return []
+    chart_name = chart_path.name if chart_path.exists() else None
+    return fleet_section(json.loads(path.read_text()), chart_name)
+
+
 def kept_sections(path: Path) -> list[str]:
     """Sections other scripts write into the page (``bench.post_orders``): kept as they are."""
     old = path.read_text() if path.exists() else ""
@@ -389,6 +400,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
     lines += call_timeout(docs.parent / "bench" / "call_timeout.json")
     lines += slow_users(docs.parent / "bench" / SLOW_FIGURES.name, docs / SLOW_CHART.name)
     lines += front_door(docs.parent / "bench" / FRONT_FIGURES.name)
+    lines += fleet(docs.parent / "bench" / FLEET_FIGURES.name, docs / FLEET_CHART.name)
     breaker = results.get("breaker_concurrency")
     if breaker:
         lines += [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -114,3 +115,31 @@ def test_front_door_bench_answers_every_probe_and_renders():
         assert results["healthy"][variant]["ok"] == results["healthy"][variant]["requests"]
         assert results["healthy"][variant]["throughput_rps"] > 0
     assert "| gunicorn alone |" in "\n".join(front_door.section(results))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_fleet_bench_runs_through_haproxy_and_a_listed_fleet_and_renders():
+    """Three replicas, replica 3 made bad and healed; every planned request has a sample,
+    Users requests are found in the replicas' logs by request ID, the section renders, the
+    committed shape holds no raw samples. Timing is not judged."""
+    from bench import fleet
+
+    columns = [c for c in fleet.COLUMNS if c.name in fleet.SMOKE_COLUMNS]
+    scenarios = [s for s in fleet.SCENARIOS if s.name == "error_503"]
+    results, raw = fleet.run(
+        fleet.SMOKE, columns=columns, scenarios=scenarios, baseline_ref=None, smoke=True
+    )
+    planned = round(fleet.SMOKE.rate * fleet.SMOKE.seconds)
+    for column in columns:
+        got = results["runs"][column.name]["error_503"]
+        assert got["requests"] == planned
+        assert planned <= len(raw[column.name]["error_503"]) == got["sent"]
+        assert sum(got["outcomes"].values()) == planned
+        assert got["healed_at_s"] == pytest.approx(fleet.SMOKE.heal_at, abs=1.0)
+    behind_haproxy = results["runs"]["new_tcp"]["error_503"]
+    assert sum(behind_haproxy["users_requests_after"]) > 0  # found by request ID
+    page = "\n".join(fleet.section(results, "fleet.png"))
+    assert "## Several Users replicas" in page
+    assert "| new code, HAProxy tcp | 503 on every request |" in page
+    assert '"latency"' not in json.dumps(results)

@@ -137,7 +137,7 @@ def test_open_loop_counts_a_request_nobody_answers_as_a_failure(stalling_server)
 
 def test_committed_benchmark_figures_hold_no_raw_samples():
     """The raw samples stay in bench/out/ (git-ignored): what is committed is figures."""
-    for name in ("results.json", "slow_users.json"):
+    for name in ("results.json", "slow_users.json", "fleet.json"):
         path = ROOT / "bench" / name
         if not path.exists():
             continue
