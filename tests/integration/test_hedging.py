@@ -46,6 +46,7 @@ class HoldingServer:
         self.requests = 0
         self.connections = 0
         self.closed_while_held: list[int] = []
+        self.lines: list[str] = []  # each request line, in arrival order
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -74,10 +75,11 @@ class HoldingServer:
                 if not chunk:
                     return
                 buffer += chunk
-            _, buffer = buffer.split(b"\r\n\r\n", 1)
+            head, buffer = buffer.split(b"\r\n\r\n", 1)
             with self._lock:
                 self.requests += 1
                 number = self.requests
+                self.lines.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
             if self.hold_all or number in self.hold:
                 self._hold(sock, number)
                 return
@@ -244,3 +246,24 @@ def test_a_hedges_429_does_not_end_the_race_while_the_first_may_still_answer(mak
     manager = make(server)
     assert manager.get("/users/1").status == 200
     assert server.requests == 2
+
+
+def test_a_hedge_is_the_same_request_and_says_so(make, recorded):
+    """The hedge carries the query string and headers of the first attempt (a hedge of
+    another request would be a bug no status shows), and its event names the attempt."""
+    server = HoldingServer(hold={1})
+    manager = make(server)
+    response = manager.request("GET", "/users/1", params={"fromService": "order"})
+    assert response.status == 200
+    assert server.lines == ["GET /users/1?fromService=order HTTP/1.1"] * 2
+    (hedge,) = [e for e in recorded if isinstance(e, events.HedgeSent)]
+    assert (hedge.method, hedge.path, hedge.attempt, hedge.max_attempts) == (
+        "GET",
+        "/users/1",
+        2,
+        5,
+    )
+    assert 0.05 <= hedge.elapsed < 2.0
+    assert hedge.describe().startswith(
+        "users GET /users/1 attempt 2/5: hedge sent, no answer after"
+    )
