@@ -51,11 +51,11 @@ browser:
 
 ## nginx: Debian's nginx, the front server of `make serve` and of the hostile-caller tests (root)
 nginx:
-	bash scripts/nginx.sh
+	bash scripts/debian_server.sh nginx
 
 ## haproxy: Debian's HAProxy, the load balancer bench-fleet compares against (root)
 haproxy:
-	bash scripts/haproxy.sh
+	bash scripts/debian_server.sh haproxy
 
 ## mutation: mutmut over the resilience layer (~1 h on 2 cores); `.venv/bin/mutmut results` lists survivors
 mutation: $(VENV)/.installed
