@@ -134,7 +134,9 @@ def nginx_binary() -> str:
     """Where nginx is (``/usr/sbin`` is not on every user's ``PATH``)."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        raise FileNotFoundError("nginx is not installed: run `bash scripts/debian_server.sh nginx` as root")
+        raise FileNotFoundError(
+            "nginx is not installed: run `bash scripts/debian_server.sh nginx` as root"
+        )
     return found
 
 

@@ -51,7 +51,9 @@ try:
     nginx_binary()
 except FileNotFoundError:
     if os.environ.get("CI"):
-        raise RuntimeError("CI must have nginx: scripts/debian_server.sh did not install it") from None
+        raise RuntimeError(
+            "CI must have nginx: scripts/debian_server.sh did not install it"
+        ) from None
     pytest.skip("nginx is not installed (make nginx, as root)", allow_module_level=True)
 
 
