@@ -28,7 +28,8 @@ def server_command(
     gunicorn runs threaded workers (``gthread``): the Users calls are I/O-bound, and each
     worker process has its own breaker and budget, so few workers with many threads keep
     that state shared by most requests. ``behind_front``: nginx is its only caller
-    (``project.front``).
+    (``project.front``). What only this tree has (its access log's logger) is in
+    ``gunicorn.conf.py``, which gunicorn reads from the directory it runs in.
     """
     if server == "gunicorn":
         keep_alive = ("--keep-alive", str(BEHIND_FRONT_KEEP_ALIVE)) if behind_front else ()
@@ -38,7 +39,6 @@ def server_command(
             *("--workers", str(workers), "--threads", str(threads), *keep_alive),
             *("--graceful-timeout", "10", "--access-logfile", "-"),
             *("--access-logformat", ACCESS_LOG_FORMAT),
-            *("--logger-class", "project.gunicorn_log.EscapingLogger"),
             # A request line as long as nginx takes (8 KiB buffers): Django, not gunicorn's
             # HTML page, answers what is too much in it (too many query fields: 400 problem).
             *("--limit-request-line", "8190"),

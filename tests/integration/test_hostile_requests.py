@@ -111,3 +111,24 @@ def test_control_characters_are_escaped_in_the_text_log():
     assert line == '"GET /\\x1b[2J HTTP/1.1" 400'
     assert escape("plain é") == "plain é"
     assert escape("a\nb\rc\x00") == "a\\nb\\rc\\x00"
+
+
+def test_gunicorns_access_log_escapes_the_request_line():
+    """gunicorn writes the request line as sent; ``gunicorn.conf.py`` makes it escape it."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from project.gunicorn_log import EscapingLogger
+
+    config = Config()
+    config.set("logger_class", "project.gunicorn_log.EscapingLogger")
+    logger = EscapingLogger(config)
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/\x1b[2J", "SERVER_PROTOCOL": "HTTP/1.1"}
+    request = SimpleNamespace(headers=[], method="GET", uri="/\x1b[2J", path="/\x1b[2J",
+                              query="", version=(1, 1))  # fmt: skip
+    response = SimpleNamespace(status="404 Not Found", headers=[], sent=0, response_length=0)
+    atoms = logger.atoms(response, request, environ, timedelta(seconds=0.01))
+    assert atoms["r"] == "GET /\\x1b[2J HTTP/1.1"
+    assert atoms["s"] == "404"
