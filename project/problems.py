@@ -6,16 +6,19 @@ exception handler calls DRF's default first, then reshapes its answer into
 is answered here too, in one table: its class gives the status and the code's suffix, the
 upstream's name the code's prefix (``users_timeout``, ``payments_timeout``). Django's
 404/500 handlers use the same shape, so no error from these services is HTML or a
-traceback. Unknown exceptions still become a 500.
+traceback. A database that refuses (``OperationalError``: down, or out of connections) is a
+503 with ``Retry-After``, as an upstream's would be. Unknown exceptions still become a 500.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from django.db import OperationalError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
@@ -31,6 +34,8 @@ from project.resilience import (
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+logger = logging.getLogger(__name__)
 
 
 #: How each way an upstream call fails is answered: status, code suffix, detail. Most
@@ -100,6 +105,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonRe
     instance = request.get_full_path() if request is not None else None
     if isinstance(exc, UpstreamError):
         return upstream_problem(exc, instance=instance)
+    if isinstance(exc, OperationalError):
+        logger.warning("database unavailable: %s", (str(exc).splitlines() or [""])[0])
+        return problem_response(
+            503,
+            detail="The database is unavailable; try again later.",
+            code="database_unavailable",
+            instance=instance,
+            retry_after=DEFAULT_RETRY_AFTER,
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None

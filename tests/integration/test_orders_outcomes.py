@@ -6,6 +6,7 @@ Users misbehaves through ``simulate_outage`` (run with ``call_command``), never 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from http import HTTPStatus
 
@@ -49,6 +50,29 @@ def test_200_with_the_user_is_the_tutorials_answer(users_upstream, orders_client
     response, _ = get_orders(orders_client, 1)
     assert response.status_code == HTTPStatus.OK
     assert response.json() == TUTORIAL_ANSWER
+
+
+def test_a_database_that_refuses_is_a_503_problem_not_a_500(orders_client, monkeypatch, caplog):
+    """What PostgreSQL answers when every connection slot is taken (CI's benchmarks once
+    ran into it): an honest, retryable 503 and one log line, like an upstream's refusal."""
+    from django.db import OperationalError
+
+    def refused(**_):
+        raise OperationalError("connection failed: FATAL:  sorry, too many clients already\n")
+
+    monkeypatch.setattr("orders.views.order_list_for_user", refused)
+    logger = logging.getLogger("project.problems")  # app loggers do not propagate to root
+    logger.addHandler(caplog.handler)
+    try:
+        response, _ = get_orders(orders_client, 1)
+    finally:
+        logger.removeHandler(caplog.handler)
+    body = assert_problem(response, 503, "database_unavailable")
+    assert "too many clients" not in body["detail"]  # the database's words stay in the log
+    assert int(response["Retry-After"]) >= 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "database unavailable: connection failed: FATAL:  sorry, too many clients already"
+    ]
 
 
 def test_users_404_gives_the_user_stub(users_upstream, orders_client):
