@@ -31,8 +31,8 @@ from requests.adapters import HTTPAdapter
 
 from bench.run import machine
 from bench.stack import Stack, migrated_sqlite, stop_on_signals
-from project.resilience import RetryManager, UpstreamConfig
-from project.resilience.watchdog import Guard, Watchdog, watching
+from resilient_http import RetryManager, UpstreamConfig
+from resilient_http.watchdog import Guard, Watchdog, watching
 
 RESULTS = Path(__file__).resolve().parent / "call_timeout.json"
 THREADS = 8

@@ -32,7 +32,7 @@ import requests
 
 from bench import tutorial_client
 from bench.stack import Stack, migrated_sqlite, stop_on_signals
-from project.resilience import RetryManager, UpstreamConfig
+from resilient_http import RetryManager, UpstreamConfig
 
 #: Everything a run measured, raw samples included: large, so kept out of git.
 RESULTS = Path(__file__).resolve().parent / "out" / "results.json"
@@ -379,7 +379,7 @@ class Bench:
             import pybreaker
         except ImportError:  # a bench-only dependency (requirements-bench.txt)
             return None
-        from project.resilience import CircuitBreaker
+        from resilient_http.breaker import CircuitBreaker
 
         def call() -> None:
             time.sleep(0.05)

@@ -50,7 +50,7 @@ import aiohttp
 from bench.post_orders import baseline_tree
 from bench.run import machine, percentile, warm
 from bench.stack import ROOT, Service, Stack, migrated_sqlite, stop_on_signals
-from project.resilience import UpstreamConfig
+from resilient_http import UpstreamConfig
 
 FIGURES = ROOT / "bench" / "slow_users.json"
 RAW = ROOT / "bench" / "out" / "slow_users.json"

@@ -1,8 +1,8 @@
 """What the resilience page shows, as one JSON-ready dict: read, never written, here.
 
 Per upstream in ``settings.UPSTREAMS`` (a second upstream appears by itself): the breaker,
-budget and bulkhead from the process's own client (``project.upstreams.upstream``), the
-calls and in-flight count from ``project.live.RECORDER``.
+budget and bulkhead from the process's own client (``resilient_http.registry.upstream``), the
+calls and in-flight count from ``resilient_http.live.RECORDER``.
 And the simulated fault, from its database row. All of it is this process's view: each
 Orders process has its own breaker, budget and recorder.
 """
@@ -17,8 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from dashboard.faults import fault_modes
-from project.live import RECORDER
-from project.upstreams import upstream
+from resilient_http.views import upstream_state
 from users.models import Outage
 from users.outages import outage_describe, outage_get, outage_is_active, outage_list
 
@@ -36,48 +35,6 @@ def resilience_state(*, now: datetime | None = None) -> dict[str, Any]:
         "simulation": settings.OUTAGE_SIMULATION,
         "modes": fault_modes(),
     }
-
-
-def upstream_state(name: str) -> dict[str, Any]:
-    """One upstream: breaker, budget, in flight, and its last calls (newest first). The
-    breaker, budget, bulkhead and hosts are read from their own state, never rebuilt."""
-    recorded = RECORDER.snapshot(name)
-    manager = upstream(name).manager
-    state: dict[str, Any] = {
-        "name": name,
-        "client": True,  # every configured upstream has one, made on first use
-        "in_flight": manager.bulkhead.in_flight,
-        "calls": recorded["calls"],
-        "transitions": recorded["transitions"],
-    }
-    cfg, breaker, budget = manager.config, manager.admission.breaker, manager.budget
-    requests, retries = budget.counts()
-    state.update(
-        base_url=cfg.base_url,
-        deadline=cfg.deadline,
-        attempts=cfg.retries + 1,
-        concurrency_limit=manager.bulkhead.limit,
-        breaker=None
-        if not cfg.breaker  # turned off: nothing to show
-        else {
-            "state": breaker.state.value,
-            "next_probe": round(breaker.retry_after(), 3),
-            "reset": breaker.reset,
-            "consecutive_failures": breaker.consecutive_failures,
-            "failure_ratio": breaker.failure_ratio,
-        },
-        budget={
-            "available": round(budget.available(), 2),
-            "ratio": budget.ratio,
-            "floor": budget.floor,
-            "window": budget.window,  # what the counts below cover
-            "recent_requests": requests,
-            "recent_retries": retries,
-        },
-        # Each host's own state, read from the balancer (only shown where there are several).
-        hosts=manager.hosts.snapshot(),
-    )
-    return state
 
 
 def fault_state(*, now: datetime | None = None) -> dict[str, Any] | None:

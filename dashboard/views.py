@@ -20,18 +20,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.faults import fault_replica, fault_start_from_form
 from dashboard.state import resilience_state
+from resilient_http.views import may_view
 from users.outages import outage_clear, outage_describe
 
 View = Callable[..., HttpResponse]
 
 #: How often the page asks for ``state.json``, in milliseconds.
 POLL_MS = 500
-
-
-def may_view(request: HttpRequest) -> bool:
-    """Development: anyone. Production: an active staff user."""
-    user = request.user
-    return settings.DEBUG or (user.is_active and user.is_staff)
 
 
 def viewers_only(*, login_redirect: bool = False) -> Callable[[View], View]:

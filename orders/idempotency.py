@@ -41,7 +41,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.models import IdempotencyRecord
-from project.problems import ServiceProblem
+from resilient_http.problems import ServiceProblem
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound
 from orders.data import seed_orders_for_user
 from orders.models import Order
 from orders.users_client import user_get
-from project.resilience import Deadline
+from resilient_http import Deadline
 
 
 def orders_for_user(*, user_id: int) -> list[dict[str, Any]]:

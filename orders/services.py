@@ -7,8 +7,8 @@ from typing import Any
 from orders.idempotency import IdempotencyKeys, Stored, fingerprint
 from orders.models import Order
 from orders.users_client import user_find
-from project.problems import ServiceProblem
-from project.resilience import Deadline
+from resilient_http import Deadline
+from resilient_http.problems import ServiceProblem
 
 
 class UnknownUser(ServiceProblem):

@@ -1,7 +1,7 @@
 """What Orders asks of Users: a user, or ``None`` when Users has no such user.
 
 The resilience (deadline, retries, breaker, bulkhead, ...) is ``upstream("users")``'s; a
-failed call raises its ``project.resilience`` error, which ``project.problems`` answers
+failed call raises its ``resilient_http`` error, which ``resilient_http.problems`` answers
 (503/504/502). What is left here is Users' contract: which answers are a user.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from project.resilience import Deadline, UpstreamBadResponse, UpstreamResponse
-from project.upstreams import upstream
+from resilient_http import Deadline, UpstreamBadResponse, UpstreamResponse
+from resilient_http.registry import upstream
 from users.serializers import UserSerializer
 
 

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
-from project.resilience import UpstreamConfig
-from project.resilience.config import split_hosts
+from resilient_http import UpstreamConfig
+from resilient_http.config import split_hosts
 
 T = TypeVar("T")
 

@@ -68,7 +68,7 @@ PROBLEMS = (
 
 
 def problem_body(problem: FrontProblem, type_base: str = PROBLEM_TYPE_BASE) -> str:
-    """The problem+json body nginx sends (``project.problems.problem_response``'s shape)."""
+    """The problem+json body nginx sends (``resilient_http.problems.problem_response``'s shape)."""
     return json.dumps(
         {
             "type": f"{type_base}{problem.code}",

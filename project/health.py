@@ -15,7 +15,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from project.problems import problem_response
+from resilient_http.problems import problem_response
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from project.problems import problem_response
-from project.resilience.digits import ascii_int
+from resilient_http.digits import ascii_int
+from resilient_http.problems import problem_response
 
 
 class RequestLimitsMiddleware:

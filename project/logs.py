@@ -42,12 +42,20 @@ class NoTraceback(logging.Filter):
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
     if log_format not in FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}; got {log_format!r}")
-    app_loggers = ("django", "django.server", "project", "users", "orders", "bench")
+    app_loggers = (
+        "django",
+        "django.server",
+        "project",
+        "resilient_http",
+        "users",
+        "orders",
+        "bench",
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
-            "request_id": {"()": "project.request_id.RequestIdFilter"},
+            "request_id": {"()": "resilient_http.request_id.RequestIdFilter"},
             "no_traceback": {"()": "project.logs.NoTraceback"},
         },
         "formatters": {

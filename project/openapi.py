@@ -5,9 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from project.problems import PROBLEM_CONTENT_TYPE
-from project.request_id import REQUEST_ID_HEADER
-from project.resilience import DEADLINE_HEADER
+from resilient_http import DEADLINE_HEADER
+from resilient_http.problems import PROBLEM_CONTENT_TYPE
+from resilient_http.request_id import REQUEST_ID_HEADER
 
 
 class InvalidParamSerializer(serializers.Serializer):

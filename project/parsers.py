@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from project.resilience.digits import ascii_int
+from resilient_http.digits import ascii_int
 
 
 class StrictJSONParser(JSONParser):

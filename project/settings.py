@@ -98,12 +98,13 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served locally: no CDN at run time
     "users",
     "orders",
+    "resilient_http",  # the resilient client: system checks, its JSON state view
     "dashboard",  # the live resilience page (served where Orders is)
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "project.request_id.RequestIdMiddleware",
+    "resilient_http.request_id.RequestIdMiddleware",
     "project.limits.RequestLimitsMiddleware",  # before anything reads the body or query
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS under gunicorn
@@ -169,7 +170,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "project.problems.problem_exception_handler",
+    "EXCEPTION_HANDLER": "resilient_http.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -19,8 +19,9 @@ if "users" in settings.SERVICES:
     urlpatterns.append(path("", include("users.urls")))
 if "orders" in settings.SERVICES:
     urlpatterns.append(path("", include("orders.urls")))
+    urlpatterns.append(path("", include("resilient_http.urls")))  # its upstreams as JSON
     urlpatterns.append(path("", include("dashboard.urls")))  # the live resilience page
 
-handler400 = "project.problems.bad_request"
-handler404 = "project.problems.not_found"
-handler500 = "project.problems.server_error"
+handler400 = "resilient_http.problems.bad_request"
+handler404 = "resilient_http.problems.not_found"
+handler500 = "resilient_http.problems.server_error"

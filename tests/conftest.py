@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from project.resilience import Event, RetryManager, UpstreamConfig, set_testing
-from project.upstreams import reset_upstreams
+from resilient_http import RetryManager, UpstreamConfig, set_testing
+from resilient_http.events import Event
+from resilient_http.registry import reset_upstreams
 
 BASE_URL = "http://users.test"
 URL = f"{BASE_URL}/users/1"

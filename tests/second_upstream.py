@@ -7,8 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from project.resilience import DEADLINE_HEADER, Deadline
-from project.upstreams import upstream
+from resilient_http import DEADLINE_HEADER, Deadline
+from resilient_http.registry import upstream
 
 
 class ChargeView(APIView):

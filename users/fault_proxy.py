@@ -595,7 +595,7 @@ class FaultProxy:
     def _log(exchange: _Exchange, what: str) -> None:
         """One line per faulted request, in the shape of Users' access log lines."""
         exchange.logged = True
-        from project.request_id import bind_request_id
+        from resilient_http.request_id import bind_request_id
 
         bind_request_id(exchange.request_id)
         logger.warning('"%s" %s', exchange.request, what)

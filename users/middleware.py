@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from project.problems import problem_response
-from project.resilience import DEADLINE_HEADER, Deadline
+from resilient_http import DEADLINE_HEADER, Deadline
+from resilient_http.problems import problem_response
 from users.outages import TRANSPORT_MODES, Mode, outage_active, outage_hits_request
 
 API_PREFIX = "/users/"

@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 
 from bench.stack import ROOT
-from project.resilience import UpstreamConfig
+from resilient_http import UpstreamConfig
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from project.resilience import DEADLINE_HEADER
-from project.upstreams import upstream
+from resilient_http import DEADLINE_HEADER
+from resilient_http.registry import upstream
 from tests.integration import hostile_server as hs
 
 HEADER = f"HTTP_{DEADLINE_HEADER.upper().replace('-', '_')}"
@@ -50,7 +50,7 @@ def test_five_one_ms_deadlines_do_not_cut_orders_off_from_users(users_upstream):
     client = Client()
     for _ in range(10):
         assert get_orders(client, deadline_ms=1) == (HTTPStatus.GATEWAY_TIMEOUT, "users_timeout")
-    assert upstream("users").manager.breaker.state.value == "closed"
+    assert upstream("users").breaker.state.value == "closed"
     assert get_orders(client) == (HTTPStatus.OK, "")
 
 
@@ -63,7 +63,7 @@ def test_calls_cut_by_the_callers_deadline_do_not_count(hostile):
             HTTPStatus.GATEWAY_TIMEOUT,
             "users_timeout",
         )
-    assert upstream("users").manager.breaker.state.value == "closed"
+    assert upstream("users").breaker.state.value == "closed"
 
 
 @pytest.mark.django_db
@@ -72,5 +72,5 @@ def test_calls_cut_by_users_slowness_under_the_configured_deadline_count(hostile
     client = Client()
     for _ in range(5):
         assert get_orders(client) == (HTTPStatus.GATEWAY_TIMEOUT, "users_timeout")
-    assert upstream("users").manager.breaker.state.value == "open"
+    assert upstream("users").breaker.state.value == "open"
     assert get_orders(client) == (HTTPStatus.SERVICE_UNAVAILABLE, "users_circuit_open")

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from project.resilience import RetryManager, UpstreamBadResponse, UpstreamConfig, set_testing
-from project.upstreams import upstream
+from resilient_http import RetryManager, UpstreamBadResponse, UpstreamConfig, set_testing
+from resilient_http.registry import upstream
 
 BODY = b'{"id": 1, "name": "Aaron Apple", "phone": "99992222"}'
 BIG = b"x" * (2 * 1024 * 1024)  # over the 1 MiB cap
@@ -68,9 +68,9 @@ def test_threads_share_the_pool_without_errors(server):
 def test_orders_has_one_client_per_process(settings, server):
     url, _ = server
     settings.UPSTREAMS = {"users": {**settings.UPSTREAMS["users"], "base_url": url}}
-    first = upstream("users").manager
-    assert upstream("users").manager is first
-    assert upstream("users").manager.session is first.session
+    first = upstream("users")
+    assert upstream("users") is first
+    assert upstream("users").session is first.session
 
 
 def pooled_sockets(manager: RetryManager) -> int:

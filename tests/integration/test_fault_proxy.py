@@ -24,7 +24,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from dashboard.faults import fault_start_from_form
-from project.resilience import RetryManager, UpstreamConfig, UpstreamUnavailable
+from resilient_http import RetryManager, UpstreamConfig, UpstreamUnavailable
 from users.fault_proxy import DatabaseFaults, Fault, FaultProxy, fault_proxies_sync
 from users.models import FaultProxyControl, Outage
 from users.outages import outage_clear

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from project.resilience import (
+from resilient_http import (
     RetryManager,
     UpstreamConfig,
     UpstreamTimeout,

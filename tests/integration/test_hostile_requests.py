@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from project.logs import EscapingFormatter, escape
-from project.resilience import Deadline
+from resilient_http import Deadline
 
 pytestmark = pytest.mark.django_db
 

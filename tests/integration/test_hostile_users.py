@@ -106,12 +106,10 @@ def _open_fds() -> int:
 
 def _pooled_sockets() -> int:
     """Connected sockets waiting in Orders' pool for Users (kept alive, legitimately)."""
-    from project.upstreams import upstream
+    from resilient_http.registry import upstream
 
     count = 0
-    adapters = {
-        id(a): a for a in upstream("users").manager.session.adapters.values()
-    }  # http, https
+    adapters = {id(a): a for a in upstream("users").session.adapters.values()}  # http, https
     for adapter in adapters.values():
         for key in list(adapter.poolmanager.pools.keys()):
             pool: Any = adapter.poolmanager.pools[key]
@@ -227,7 +225,7 @@ if __name__ == "__main__":
 def test_a_callers_tighter_deadline_arms_the_watchdog(server: hs.HostileUsers) -> None:
     """The watchdog is armed with the deadline that binds, the caller's 0.5 s, not the
     configured 5 s: a Users dripping its headers holds the call 0.5 s, not 5."""
-    from project.resilience import Deadline, RetryManager, UpstreamConfig, UpstreamTimeout
+    from resilient_http import Deadline, RetryManager, UpstreamConfig, UpstreamTimeout
 
     server.mode = hs.headers_byte_at_a_time
     config = UpstreamConfig(name="users", base_url=server.url, deadline=5.0, read_timeout=5.0)

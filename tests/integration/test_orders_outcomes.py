@@ -13,8 +13,8 @@ from http import HTTPStatus
 import pytest
 import requests
 
-from project.resilience import DEADLINE_HEADER
-from project.upstreams import upstream
+from resilient_http import DEADLINE_HEADER
+from resilient_http.registry import upstream
 from tests.integration.conftest import outage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +61,7 @@ def test_a_database_that_refuses_is_a_503_problem_not_a_500(orders_client, monke
         raise OperationalError("connection failed: FATAL:  sorry, too many clients already\n")
 
     monkeypatch.setattr("orders.views.order_list_for_user", refused)
-    logger = logging.getLogger("project.problems")  # app loggers do not propagate to root
+    logger = logging.getLogger("resilient_http.problems")  # app loggers do not propagate to root
     logger.addHandler(caplog.handler)
     try:
         response, _ = get_orders(orders_client, 1)
@@ -183,9 +183,7 @@ def test_retry_after_within_the_deadline_is_waited_for(users_upstream, orders_cl
     """Users' ``Retry-After: 1`` is the wait before the retry (recorded, not slept)."""
     users_upstream(retries=1, deadline=3)
     waits: list[float] = []
-    upstream(
-        "users"
-    ).manager._sleep = waits.append  # the injected sleep: no real second in the suite
+    upstream("users")._sleep = waits.append  # the injected sleep: no real second in the suite
     outage("fail-next", "1", "--status", "503", "--retry-after", "1")
     response, _ = get_orders(orders_client)
     assert response.status_code == HTTPStatus.OK

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from project.logs import logging_config
-from project.request_id import REQUEST_ID_HEADER, RequestIdFilter, request_id_from
+from resilient_http.request_id import REQUEST_ID_HEADER, RequestIdFilter, request_id_from
 
 pytestmark = pytest.mark.django_db
 
@@ -69,9 +69,7 @@ def test_json_lines_hold_the_message_the_id_and_the_event_fields():
     factory = formatter_spec.pop("()")
     module, _, name = factory.rpartition(".")
     formatter = getattr(__import__(module, fromlist=[name]), name)(**formatter_spec)
-    record = logging.LogRecord(
-        "project.resilience", logging.WARNING, __file__, 1, "retrying", (), None
-    )
+    record = logging.LogRecord("resilient_http", logging.WARNING, __file__, 1, "retrying", (), None)
     record.event, record.attempt, record.wait = "retry_scheduled", 1, 0.25
     RequestIdFilter().filter(record)
     line = json.loads(formatter.format(record))

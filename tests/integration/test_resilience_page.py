@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from dashboard import faults
-from project.live import RECORDER
+from resilient_http.live import RECORDER
 from users.models import Outage
 
 pytestmark = pytest.mark.django_db

@@ -21,8 +21,8 @@ from django.test import Client
 from prometheus_client import REGISTRY
 
 from project.env import upstream_settings
-from project.resilience import set_testing
-from project.upstreams import reset_upstreams, upstream
+from resilient_http import set_testing
+from resilient_http.registry import reset_upstreams, upstream
 
 pytestmark = pytest.mark.urls("tests.second_upstream")
 
@@ -125,7 +125,7 @@ def test_retries_then_answers_with_the_request_id_forwarded(payments, caplog):
     server = payments()
     server.script = [(503, {}, {}), (200, {}, CHARGE)]
     before = attempts("503")
-    logger = logging.getLogger("project.resilience")
+    logger = logging.getLogger("resilient_http")
     logger.addHandler(caplog.handler)  # the project's loggers do not propagate
     try:
         response = Client().get("/charges/7", HTTP_X_REQUEST_ID="pay-1")
@@ -193,7 +193,7 @@ def test_the_breaker_opens_and_answers_with_its_own_code(payments):
     assert (response.status_code, problem(response)["code"]) == (503, "payments_circuit_open")
     assert 1 <= int(response["Retry-After"]) <= 60
     assert len(server.seen) == 2  # the third call sent nothing
-    assert upstream("users").manager.breaker.state.value == "closed"  # Users' is its own
+    assert upstream("users").breaker.state.value == "closed"  # Users' is its own
 
 
 def test_the_bulkhead_refuses_the_call_over_its_limit(payments):
@@ -214,6 +214,6 @@ def test_the_bulkhead_refuses_the_call_over_its_limit(payments):
 def test_reset_forgets_its_state(payments):
     payments(breaker_consecutive_failures=1, retries=0, base_url="http://127.0.0.1:9")
     Client().get("/charges/7")
-    assert upstream("payments").manager.breaker.state.value == "open"
+    assert upstream("payments").breaker.state.value == "open"
     reset_upstreams()  # what the suite's autouse fixture does between tests
-    assert upstream("payments").manager.breaker.state.value == "closed"
+    assert upstream("payments").breaker.state.value == "closed"

@@ -11,8 +11,8 @@ from http import HTTPStatus
 import pytest
 from prometheus_client import REGISTRY
 
-from project.live import RECORDER
-from project.resilience import set_testing
+from resilient_http import set_testing
+from resilient_http.live import RECORDER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +65,7 @@ def fleet(users_upstream, live_server, sick, settings):
 
 @pytest.fixture
 def caplog_resilience(caplog):
-    logger = logging.getLogger("project.resilience")
+    logger = logging.getLogger("resilient_http")
     logger.addHandler(caplog.handler)  # the project's loggers do not propagate
     yield caplog
     logger.removeHandler(caplog.handler)
@@ -77,7 +77,7 @@ def value(name: str, **labels: str) -> float:
 
 def test_a_bad_replica_of_three_costs_orders_nothing(fleet, orders_client, caplog_resilience):
     caplog = caplog_resilience
-    with caplog.at_level(logging.INFO, "project.resilience"):
+    with caplog.at_level(logging.INFO, "resilient_http"):
         answers = [orders_client.get("/orders/", {"user_id": 1}) for _ in range(30)]
     assert [a.status_code for a in answers] == [HTTPStatus.OK] * 30
     assert all(a.json()["user"]["name"] == "Aaron Apple" for a in answers)

@@ -8,7 +8,7 @@ from http import HTTPStatus
 import pytest
 from django.core.management import call_command
 
-from project.resilience import DEADLINE_HEADER
+from resilient_http import DEADLINE_HEADER
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,8 @@ import pytest
 import responses
 from responses.registries import OrderedRegistry
 
-from project.resilience import CircuitBreaker, RetryManager, State
+from resilient_http import RetryManager
+from resilient_http.breaker import CircuitBreaker, State
 from tests.conftest import USER
 
 #: Three mocked Users hosts (``fleet``).

@@ -18,15 +18,9 @@ import pytest
 import requests
 import responses
 
-from project.resilience import (
-    Deadline,
-    RetryManager,
-    UpstreamConfig,
-    UpstreamError,
-    UpstreamOverloaded,
-)
-from project.resilience import events as ev
-from project.resilience.config import split_hosts
+from resilient_http import Deadline, RetryManager, UpstreamConfig, UpstreamError, UpstreamOverloaded
+from resilient_http import events as ev
+from resilient_http.config import split_hosts
 from tests.conftest import USER, eventually
 from tests.unit.conftest import HOSTS, several
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from project.resilience import CircuitBreaker, State
+from resilient_http.breaker import CircuitBreaker, State
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from project.resilience import RetryBudget
+from resilient_http.budget import RetryBudget
 
 
 def test_a_lone_request_gets_its_retries_from_the_floor(clock):

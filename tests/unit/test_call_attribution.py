@@ -13,8 +13,8 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from project.resilience import CircuitOpen, Deadline, UpstreamTimeout, UpstreamUnavailable
-from project.resilience.transport import Request
+from resilient_http import CircuitOpen, Deadline, UpstreamTimeout, UpstreamUnavailable
+from resilient_http.transport import Request
 from tests.conftest import BASE_URL, URL, USER
 
 

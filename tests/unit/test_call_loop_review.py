@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from project.resilience import events as ev
-from project.resilience.outcome import Outcome
-from project.resilience.policy import Decision, Kind, RetryState
+from resilient_http import events as ev
+from resilient_http.outcome import Outcome
+from resilient_http.policy import Decision, Kind, RetryState
 
 
 def test_a_hedge_cut_unfinished_is_not_a_failure_in_the_backoff():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "project" / "resilience"
+PACKAGE = Path(__file__).resolve().parents[2] / "resilient_http"
 MOST_LINES = 40
 
 

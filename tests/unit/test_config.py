@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from project.resilience import UpstreamConfig, policy
+from resilient_http import UpstreamConfig, policy
 
 #: field: (the last value allowed, the first value refused)
 BOUNDS = {

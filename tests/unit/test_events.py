@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from project.resilience import CircuitOpen, UpstreamUnavailable, describe, log_event
-from project.resilience import events as ev
+from resilient_http import CircuitOpen, UpstreamUnavailable
+from resilient_http import events as ev
+from resilient_http.events import describe, log_event
 from tests.conftest import URL
 
 
@@ -59,7 +60,7 @@ def test_a_failed_call_reports_each_fact(mocked, make_manager, events, clock):
 
 
 def test_a_call_that_never_started_says_so(make_manager, events, clock):
-    from project.resilience import Deadline, UpstreamTimeout
+    from resilient_http import Deadline, UpstreamTimeout
 
     with pytest.raises(UpstreamTimeout) as caught:
         make_manager().get("/users/1", deadline=Deadline.after(0.01, clock))
@@ -97,7 +98,7 @@ def test_the_default_listener_logs_one_line_with_the_fields(caplog):
                      path="/users/1", outcome="200", elapsed=0.004, duration=0.004)  # fmt: skip
     ev.logger.addHandler(caplog.handler)  # the project's logging config does not propagate
     try:
-        with caplog.at_level(logging.INFO, logger="project.resilience"):
+        with caplog.at_level(logging.INFO, logger="resilient_http"):
             log_event(event)
     finally:
         ev.logger.removeHandler(caplog.handler)

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from project.resilience import UpstreamConfig
-from project.resilience.hosts import HostSet
-from project.resilience.outcome import Outcome
+from resilient_http import UpstreamConfig
+from resilient_http.hosts import HostSet
+from resilient_http.outcome import Outcome
 
 OK, FAILED, REFUSED = Outcome(200), Outcome(503), Outcome(error="connect_error")
 NOT_FOUND, LIMITED = Outcome(404), Outcome(429)

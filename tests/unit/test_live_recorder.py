@@ -7,9 +7,9 @@ from http import HTTPStatus
 
 import pytest
 
-from project.live import CallRecorder
-from project.resilience import CircuitOpen, RetryManager, UpstreamConfig, UpstreamUnavailable
-from project.resilience import events as ev
+from resilient_http import CircuitOpen, RetryManager, UpstreamConfig, UpstreamUnavailable
+from resilient_http import events as ev
+from resilient_http.live import CallRecorder
 from tests.conftest import BASE_URL, URL, USER
 
 

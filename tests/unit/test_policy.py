@@ -8,7 +8,8 @@ import pytest
 import responses
 from requests.structures import CaseInsensitiveDict
 
-from project.resilience import Outcome, is_testing, policy, set_testing
+from resilient_http import is_testing, policy, set_testing
+from resilient_http.outcome import Outcome
 
 STATUSES = frozenset({502, 503, 504})
 

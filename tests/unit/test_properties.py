@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from responses.registries import OrderedRegistry
 
-from project.resilience import DEADLINE_HEADER, RetryManager, UpstreamConfig, UpstreamError
+from resilient_http import DEADLINE_HEADER, RetryManager, UpstreamConfig, UpstreamError
 from tests.conftest import BASE_URL, FakeClock
 
 configs = st.builds(

@@ -9,7 +9,7 @@ from http import HTTPStatus
 import pytest
 import requests
 
-from project.resilience import (
+from resilient_http import (
     DEADLINE_HEADER,
     CircuitOpen,
     Deadline,
@@ -17,7 +17,7 @@ from project.resilience import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from project.resilience import events as ev
+from resilient_http import events as ev
 from tests.conftest import URL, USER
 
 

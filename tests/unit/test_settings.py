@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from project.env import env_bool, upstream_settings
-from project.resilience import UpstreamConfig
+from resilient_http import UpstreamConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

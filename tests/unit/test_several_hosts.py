@@ -9,15 +9,15 @@ import requests
 from django.core.exceptions import ImproperlyConfigured
 
 from project.env import upstream_settings
-from project.resilience import (
+from resilient_http import (
     Deadline,
     UpstreamConfig,
     UpstreamOverloaded,
     UpstreamTimeout,
     UpstreamUnavailable,
-    describe,
 )
-from project.resilience import events as ev
+from resilient_http import events as ev
+from resilient_http.events import describe
 from tests.unit.conftest import HOSTS, several
 
 

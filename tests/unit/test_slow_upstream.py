@@ -7,14 +7,9 @@ import threading
 import pytest
 import responses
 
-from project.resilience import (
-    Bulkhead,
-    CircuitBreaker,
-    CircuitOpen,
-    State,
-    UpstreamOverloaded,
-    events,
-)
+from resilient_http import CircuitOpen, UpstreamOverloaded, events
+from resilient_http.breaker import CircuitBreaker, State
+from resilient_http.bulkhead import Bulkhead
 from tests.conftest import URL, USER
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from project.resilience.watchdog import Guard, Watchdog, watching
+from resilient_http.watchdog import Guard, Watchdog, watching
 from tests.conftest import eventually
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-logger = logging.getLogger("project.resilience")
+logger = logging.getLogger("resilient_http")
 
 #: Event names, stable: dashboards and alerts key on them.
 CALL_SUCCEEDED = "call_succeeded"

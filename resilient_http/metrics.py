@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from project.resilience import TIMEOUTS, Event
-from project.resilience import events as ev
+from . import events as ev
+from .events import Event
+from .outcome import TIMEOUTS
 
 ATTEMPTS = Counter(
     "upstream_attempts_total", "Requests sent to an upstream, by outcome", ["upstream", "outcome"]

@@ -2,7 +2,7 @@
 
 Exceptions only declare ``status_code``, ``default_code`` and ``default_detail``; one DRF
 exception handler calls DRF's default first, then reshapes its answer into
-``application/problem+json``. A failed upstream call (``project.resilience.UpstreamError``)
+``application/problem+json``. A failed upstream call (``resilient_http.UpstreamError``)
 is answered here too, in one table: its class gives the status and the code's suffix, the
 upstream's name the code's prefix (``users_timeout``, ``payments_timeout``). Django's
 404/500 handlers use the same shape, so no error from these services is HTML or a
@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler as drf_exception_handler
 
-from project.resilience import (
+from .errors import (
     DEFAULT_RETRY_AFTER,
     CircuitOpen,
     UpstreamBadResponse,
@@ -34,6 +34,10 @@ from project.resilience import (
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+#: RFC 9457 ``type`` of a problem with a stable ``code`` is this prefix + the code, unless
+#: ``settings.PROBLEM_TYPE_BASE`` says otherwise: a ``tag:`` URI names the problem without
+#: promising a page to fetch.
+PROBLEM_TYPE_BASE = "tag:resilient-http,2026:problem:"
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +76,10 @@ class ServiceProblem(exceptions.APIException):
         self.retry_after = retry_after
 
 
+def problem_type_base() -> str:
+    return getattr(settings, "PROBLEM_TYPE_BASE", PROBLEM_TYPE_BASE)
+
+
 def problem_response(
     status: int,
     *,
@@ -83,7 +91,7 @@ def problem_response(
 ) -> JsonResponse:
     """A problem+json response. ``type`` is about:blank unless a stable ``code`` names it."""
     body: dict[str, Any] = {
-        "type": f"{settings.PROBLEM_TYPE_BASE}{code}" if code else "about:blank",
+        "type": f"{problem_type_base()}{code}" if code else "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
@@ -99,22 +107,15 @@ def problem_response(
     return response
 
 
-def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse | None:
     """DRF's handler first (it knows every APIException, Http404, PermissionDenied)."""
     request = context.get("request")
     instance = request.get_full_path() if request is not None else None
     if isinstance(exc, UpstreamError):
         return upstream_problem(exc, instance=instance)
     if isinstance(exc, OperationalError):
-        logger.warning("database unavailable: %s", (str(exc).splitlines() or [""])[0])
-        return problem_response(
-            503,
-            detail="The database is unavailable; try again later.",
-            code="database_unavailable",
-            instance=instance,
-            retry_after=DEFAULT_RETRY_AFTER,
-        )
-    response = exception_handler(exc, context)
+        return database_problem(exc, instance=instance)
+    response = drf_exception_handler(exc, context)
     if response is None:
         return None
     retry_after = getattr(exc, "retry_after", None)
@@ -159,6 +160,18 @@ def upstream_problem(exc: UpstreamError, *, instance: str | None = None) -> Json
         code=f"{exc.upstream}_{suffix}",
         instance=instance,
         retry_after=retry_after,
+    )
+
+
+def database_problem(exc: OperationalError, *, instance: str | None = None) -> JsonResponse:
+    """The database refused (down, or out of connections): retryable, its words logged."""
+    logger.warning("database unavailable: %s", (str(exc).splitlines() or [""])[0])
+    return problem_response(
+        503,
+        detail="The database is unavailable; try again later.",
+        code="database_unavailable",
+        instance=instance,
+        retry_after=DEFAULT_RETRY_AFTER,
     )
 
 

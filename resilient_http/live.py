@@ -18,12 +18,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from project.resilience import Event
-from project.resilience import events as ev
+from . import events as ev
+from .events import Event
+from .loop import CallInfo
 
 #: Calls refused before any attempt, and the reason the page shows.
 REJECTIONS = {ev.BREAKER_REJECTED: "circuit open", ev.BULKHEAD_REJECTED: "bulkhead full"}
@@ -150,6 +151,10 @@ class CallRecorder:
                 if record.ended is None:
                     record.ended = self._clock()
                     record.result = record.result or "succeeded"
+
+    def scope(self, info: CallInfo) -> AbstractContextManager[None]:
+        """The scope: ``RetryManager(scopes=(RECORDER.scope,))``."""
+        return self.call(info.upstream, method=info.method, path=info.path, deadline=info.deadline)
 
     def __call__(self, event: Event) -> None:
         """The listener: ``RetryManager(listeners=(..., RECORDER))``."""

@@ -1,4 +1,4 @@
-"""Request IDs: one ID per incoming request, on every log line, passed on to Users.
+"""Request IDs: one ID per incoming request, on every log line, passed on to upstreams.
 
 An ID from the caller (``X-Request-ID``) is kept if it looks like one (so a gateway's
 trace ID flows through); otherwise, or if absent, a new one is made. It is not reset at
@@ -26,6 +26,13 @@ _current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 def current_request_id() -> str | None:
     return _current.get()
+
+
+def forwarded_headers() -> dict[str, str]:
+    """The request ID, so the upstream logs its side of this request under the same ID
+    (``RetryManager(headers=...)``)."""
+    request_id = _current.get()
+    return {REQUEST_ID_HEADER: request_id} if request_id else {}
 
 
 def bind_request_id(value: str | None) -> None:

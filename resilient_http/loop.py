@@ -19,10 +19,12 @@ Every way the loop gives up goes through ``_give_up``: its events, then one erro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random as _random
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NoReturn
@@ -82,6 +84,24 @@ class UpstreamResponse:
         return json.loads(self.content)
 
 
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What a scope (``RetryManager(scopes=...)``) is told of the call it is entered around."""
+
+    upstream: str
+    method: str
+    path: str
+    deadline: float  # seconds the call has: the configured deadline, or the caller's if tighter
+
+
+#: Entered around each call, in the caller's thread, before admission and left after the
+#: answer or the error: a trace span, the live page's row. Events say what happened inside.
+Scope = Callable[[CallInfo], AbstractContextManager[object]]
+#: Headers computed per call and sent with every attempt (a request ID, a trace context);
+#: the caller's own ``headers`` win.
+HeaderSource = Callable[[], Mapping[str, str]]
+
+
 @dataclass(slots=True)
 class _Call:
     """One call's state, from first attempt to answer or give-up."""
@@ -137,6 +157,8 @@ class RetryManager:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         listeners: Iterable[Listener] = (events.log_event,),
+        scopes: Iterable[Scope] = (),
+        headers: HeaderSource | None = None,
         session: requests.Session | None = None,
         watchdog: Watchdog = WATCHDOG,
     ) -> None:
@@ -145,6 +167,8 @@ class RetryManager:
         self._sleep = sleep
         self._random = random
         self._listeners = tuple(listeners)
+        self._scopes = tuple(scopes)
+        self._headers = headers
         self.transport = Transport(config, watchdog, session=session)
         self.budget = RetryBudget(
             ratio=config.retry_budget,
@@ -210,14 +234,26 @@ class RetryManager:
         raises an ``UpstreamError`` subclass otherwise. ``deadline`` (a caller's, tighter
         than the configured one) bounds everything, the body included.
         """
-        request = Request(
-            method.upper(), path, params, CaseInsensitiveDict(headers or {}), json_body
-        )
+        sent = CaseInsensitiveDict(self._headers() if self._headers else {})
+        sent.update(headers or {})
+        request = Request(method.upper(), path, params, sent, json_body)
+        binding, own = self.deadlines(deadline)
+        if not self._scopes:
+            return self._call(request, binding, own, binding is deadline)
+        info = CallInfo(self.config.name, request.method, path, binding.remaining())
+        with contextlib.ExitStack() as scopes:
+            for scope in self._scopes:
+                scopes.enter_context(scope(info))
+            return self._call(request, binding, own, binding is deadline)
+
+    def _call(
+        self, request: Request, binding: Deadline, own: Deadline, tighter: bool
+    ) -> UpstreamResponse:
         permit = self._admit(request)
         # The breaker sees what the caller sees: one outcome per call, after the retries.
         healthy: bool | None = None  # a bug (not an UpstreamError) says nothing
         try:
-            response = self._run(self._start(request, deadline, permit))
+            response = self._run(self._start(request, binding, own, tighter, permit))
             healthy = True
             return response
         except UpstreamError as exc:
@@ -243,9 +279,10 @@ class RetryManager:
         own = Deadline.after(self.config.deadline, self._clock)
         return (own if callers is None else callers.earliest(own.remaining())), own
 
-    def _start(self, request: Request, deadline: Deadline | None, permit: Permit) -> _Call:
+    def _start(
+        self, request: Request, binding: Deadline, own: Deadline, tighter: bool, permit: Permit
+    ) -> _Call:
         cfg = self.config
-        binding, own = self.deadlines(deadline)
         retry = RetryState(
             request.method,
             policy.IDEMPOTENCY_HEADER in request.headers,  # RFC 9110: any case
@@ -253,7 +290,7 @@ class RetryManager:
             cfg.retry_statuses,
             cfg.min_attempt,
         )
-        return _Call(request, binding, own, binding is deadline, self._clock(), permit, retry)
+        return _Call(request, binding, own, tighter, self._clock(), permit, retry)
 
     def _run(self, call: _Call) -> UpstreamResponse:
         """The retry loop of one call."""

@@ -1,0 +1,72 @@
+"""The upstreams this service calls: one process-wide ``RetryManager`` per entry of
+``settings.UPSTREAMS``, wired to Django (logs, metrics, the live state, request IDs).
+
+Adding an upstream is one settings entry and a call: ``upstream("payments").get("/charges/7")``.
+Its failures are ``UpstreamError`` subclasses; ``resilient_http.problems`` answers them as
+problem details with stable codes (``payments_timeout``, ...) and ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .config import UpstreamConfig
+from .events import Listener, log_event
+from .live import RECORDER
+from .loop import RetryManager
+from .request_id import forwarded_headers
+
+_upstreams: dict[str, RetryManager] = {}
+_lock = threading.Lock()
+
+
+def listeners() -> tuple[Listener, ...]:
+    """The log line, the live state and, if ``prometheus_client`` is installed, metrics."""
+    found: tuple[Listener, ...] = (log_event, RECORDER)
+    if importlib.util.find_spec("prometheus_client") is not None:
+        from .metrics import record_event
+
+        found += (record_event,)
+    return found
+
+
+def upstream(name: str) -> RetryManager:
+    """The process-wide client for ``settings.UPSTREAMS[name]``, created once (thread-safe):
+    its pooled session, breaker, budget and bulkhead are shared by every request thread."""
+    found = _upstreams.get(name)
+    if found is None:
+        with _lock:
+            found = _upstreams.get(name)
+            if found is None:
+                entries = getattr(settings, "UPSTREAMS", {})
+                if name not in entries:
+                    raise ImproperlyConfigured(f"settings.UPSTREAMS has no {name!r} entry")
+                config = UpstreamConfig(**{**entries[name], "name": name})
+                found = _upstreams[name] = RetryManager(
+                    config,
+                    listeners=listeners(),
+                    scopes=(RECORDER.scope,),
+                    headers=forwarded_headers,
+                )
+    return found
+
+
+def reset_upstreams() -> None:
+    """Forget every client (and its breaker, budget and pool); the next call builds anew."""
+    with _lock:
+        for client in _upstreams.values():
+            client.close()
+        _upstreams.clear()
+
+
+@receiver(setting_changed)
+def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "UPSTREAMS":
+        reset_upstreams()
