@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .config import default
 from .deadline import Clock
 from .window import SlidingCount
 
@@ -301,13 +302,13 @@ class CircuitBreaker:
     def __init__(
         self,
         *,
-        failure_ratio: float = 0.5,
-        min_calls: int = 10,
-        consecutive_failures: int = 5,
-        window: float = 10.0,
-        reset: float = 5.0,
-        slow_call: float = 0.0,
-        slow_call_ratio: float = 1.0,
+        failure_ratio: float = default("breaker_failure_ratio"),
+        min_calls: int = default("breaker_min_calls"),
+        consecutive_failures: int = default("breaker_consecutive_failures"),
+        window: float = default("breaker_window"),
+        reset: float = default("breaker_reset"),
+        slow_call: float = default("slow_call"),
+        slow_call_ratio: float = default("breaker_slow_call_ratio"),
         clock: Clock = time.monotonic,
         on_transition: Transition | None = None,
     ) -> None:

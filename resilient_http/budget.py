@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
+from .config import default
 from .deadline import Clock
 from .window import SlidingCount
 
@@ -27,7 +28,7 @@ class RetryBudget:
         *,
         ratio: float,
         min_per_second: float,
-        window: float = 10.0,
+        window: float = default("budget_window"),
         clock: Clock = time.monotonic,
     ) -> None:
         self.ratio = ratio

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 #: Gateway statuses that say "the server behind me is down": safe to try again.
@@ -156,3 +157,12 @@ class UpstreamConfig:
         if len(self.hosts) == 1:
             return 2**31  # the bulkhead limits calls; one host takes every attempt
         return max(1, math.ceil(self.max_concurrency / 2))
+
+
+def default(name: str) -> Any:
+    """``UpstreamConfig``'s default for ``name``: the one place defaults live (the breaker
+    and the budget built alone take theirs from here)."""
+    for field in fields(UpstreamConfig):
+        if field.name == name and field.default is not MISSING:
+            return field.default
+    raise KeyError(name)
