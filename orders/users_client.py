@@ -2,16 +2,16 @@
 
 The resilience (deadline, retries, breaker, bulkhead, ...) is ``upstream("users")``'s; a
 failed call raises its ``resilient_http`` error, which ``resilient_http.problems`` answers
-(503/504/502). What is left here is Users' contract: which answers are a user.
+(503/504/502). What is left here is Users' contract, Orders' own copy of it (``orders.contracts``):
+which answers are a user.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from resilient_http import Deadline, UpstreamBadResponse, UpstreamResponse
-from resilient_http.registry import upstream
-from users.serializers import UserSerializer
+from orders.contracts import UserAnswer
+from resilient_http import Deadline, UpstreamBadResponse, UpstreamResponse, upstream
 
 
 def user_get(*, user_id: int, deadline: Deadline | None = None) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def _user_from(response: UpstreamResponse, *, user_id: int) -> dict[str, Any]:
         payload = response.json()
     except ValueError:
         raise _bad("with a body that is not JSON") from None
-    user = UserSerializer(data=payload if isinstance(payload, dict) else {})  # Users' shape
+    user = UserAnswer(data=payload if isinstance(payload, dict) else {})  # Orders' copy
     if not user.is_valid() or user.validated_data["id"] != user_id:
         raise _bad("with JSON that is not this user")
     return dict(user.validated_data)

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.contracts import UserAnswer
 from orders.idempotency import KEY_SCHEMA, REPLAYED_HEADER, parse_key
 from orders.selectors import order_list_for_user
 from orders.services import order_create
@@ -24,7 +25,6 @@ from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
 from project.parsers import AsciiIntegerField
 from resilient_http import DEADLINE_HEADER, Deadline
 from resilient_http.policy import IDEMPOTENCY_HEADER
-from users.serializers import UserSerializer
 
 #: Ids are 32-bit here; anything larger is a client bug, not a user to look up.
 MAX_USER_ID = 2**31 - 1
@@ -65,7 +65,7 @@ class OrderSerializer(serializers.Serializer):
     product = serializers.CharField()
 
 
-class OrderUserSerializer(UserSerializer):
+class OrderUserSerializer(UserAnswer):
     """The user from Users; only ``id`` when Users has no record of them (the stub)."""
 
     def get_fields(self) -> dict[str, serializers.Field]:

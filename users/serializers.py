@@ -1,5 +1,5 @@
-"""The Users API's response shape, declared once: the Users view renders it, Orders renders
-the user it got from Users with it, and a client can hold a Users answer to it.
+"""The Users API's response shape, as Users renders it. Orders holds its own copy of what it
+expects (``orders.contracts``), so a change here shows up there as a refused answer.
 """
 
 from __future__ import annotations
