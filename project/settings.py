@@ -16,7 +16,9 @@ from project.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+#: Development settings (Django's DEBUG); `make run` and `manage.py` turn it on.
 DEBUG = env_bool("DJANGO_DEBUG", False)
+#: Required in production (DJANGO_DEBUG off): Django's SECRET_KEY.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -25,19 +27,23 @@ if not SECRET_KEY:
             "for development use `make run`, or DJANGO_DEBUG=1"
         )
     SECRET_KEY = "django-insecure-development-only"  # noqa: S105 - DEBUG only
+#: Comma-separated host names this service answers to (Django's ALLOWED_HOSTS).
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 # HTTPS. TLS ends at the load balancer; calls between the services are plain HTTP inside
-# the network, so redirecting HTTP to HTTPS here would break Orders -> Users: opt in with
-# DJANGO_SECURE_SSL_REDIRECT=1 only where every caller speaks HTTPS. HSTS is only sent on
-# HTTPS responses, so it is safe to default on.
+# the network, so redirecting HTTP to HTTPS here would break Orders -> Users. HSTS is only
+# sent on HTTPS responses, so it is safe to default on.
+
+#: Redirect HTTP to HTTPS: only where every caller, Orders included, speaks HTTPS.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+#: HSTS max-age in seconds (production: a year; sent on HTTPS responses only).
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = False  # preloading is a domain-wide decision, not a service's
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):  # only behind a proxy that sets it
+#: Trust X-Forwarded-Proto (only behind a proxy that sets it).
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SILENCED_SYSTEM_CHECKS = [] if SECURE_SSL_REDIRECT else ["security.W008"]  # see above
 SILENCED_SYSTEM_CHECKS += ["security.W021"]  # HSTS preload: see SECURE_HSTS_PRELOAD
@@ -50,13 +56,13 @@ if _unknown:
 
 #: simulate_outage works only where this is on: development by default, never by accident.
 OUTAGE_SIMULATION = env_bool("OUTAGE_SIMULATION", DEBUG)
-# The largest request body either service takes (the front server's cap is the same):
-# larger is a 413 before it is read (project/limits.py).
+#: The largest request body either service takes (the front server's cap is the same):
+#: larger is a 413 before it is read (project/limits.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 
-#: Users replicas ``make run USERS_REPLICAS=N`` started (the page offers a fault per replica),
-#: and which one this Users process is (its simulated faults: its own, else those for all).
+#: Users replicas ``make run USERS_REPLICAS=N`` started (the page offers a fault per replica).
 USERS_REPLICAS = env_int("USERS_REPLICAS", 1)
+#: Which replica this Users process is (its simulated faults: its own, else those for all).
 USERS_REPLICA = env_int("USERS_REPLICA", 1)
 for _name, _value in (("USERS_REPLICAS", USERS_REPLICAS), ("USERS_REPLICA", USERS_REPLICA)):
     if not 1 <= _value <= 99:
@@ -192,7 +198,9 @@ PROBLEM_TYPE_BASE = env_str("PROBLEM_TYPE_BASE", "tag:resilient-django,2026:prob
 
 #: "text" (the tutorial's lines, with the request ID) or "json" (one object a line).
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
+#: The lowest level logged: DEBUG, INFO, WARNING, ERROR.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 try:
-    LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
+    LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None

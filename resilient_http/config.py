@@ -9,6 +9,10 @@ from urllib.parse import urlsplit
 
 #: Gateway statuses that say "the server behind me is down": safe to try again.
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: RFC 9457 ``type`` of a problem with a stable ``code`` is this prefix + the code, unless
+#: ``settings.PROBLEM_TYPE_BASE`` says otherwise: a ``tag:`` URI names the problem without
+#: promising a page to fetch.
+PROBLEM_TYPE_BASE = "tag:resilient-http,2026:problem:"
 #: How attempts are spread over several hosts (``hosts.py``).
 BALANCERS = frozenset({"p2c", "round_robin"})
 
@@ -44,65 +48,85 @@ def split_hosts(base_url: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    """How to call one upstream. Times are seconds; every field has a safe default.
-
-    ``retries`` is the number of *re*-tries (``0``: one attempt only); 4 keeps a call's
-    success above 99.5 % when 30 % of attempts fail at random (0.3^5 = 0.24 %). ``deadline`` bounds
-    the whole call, backoff sleeps and body included. ``backoff_jitter`` ``False`` gives
-    urllib3's deterministic schedule (0, 2f, 4f, ...), ``True`` AWS-style full jitter.
-    ``retry_budget`` is the fraction of recent requests that may be retried (``0`` turns
-    retries off under load, the floor ``budget_min_retries_per_second`` still applies).
-    ``breaker`` ``False`` disables the circuit breaker. ``retry_statuses``: the statuses
-    worth another attempt (of a request that may be repeated).
-
-    Against a slow upstream: ``max_concurrency`` calls in flight per process at most (the
-    bulkhead; one over it fails at once); a call slower than ``slow_call`` seconds, or still
-    running past it, is slow, and ``breaker_slow_call_ratio`` of slow calls opens the
-    breaker (``slow_call`` ``0``: off). ``hedge_after`` (``0``: off) sends a second attempt
-    of a repeatable request that has had no answer for that long; the first good answer wins.
-
-    Several hosts (``base_url`` lists them, comma-separated): ``balancer`` spreads the
-    attempts (``"p2c"``: power of two choices on a latency-times-load cost; or
-    ``"round_robin"``); a host with ``outlier_consecutive_failures`` bad attempts in a row
-    (5xx, refused, reset, timed out, or slow) is ejected for ``outlier_base_ejection``
-    seconds times the number of its ejections, at most ``outlier_max_ejection``, and never
-    more than ``outlier_max_ejected_percent`` of the hosts at once; ``host_max_concurrency``
-    attempts in flight per host at most (``0``: half of ``max_concurrency``, so one slow
-    host cannot take every place; unlimited with one host). One host behaves as before.
+    """How to call one upstream: one entry of ``settings.UPSTREAMS``. Times are seconds;
+    every field but ``base_url`` has a safe default, and each is documented below (the
+    settings reference, docs/reference/settings.md, is generated from these docstrings).
     """
 
     name: str
+    """The upstream's name: the key in ``UPSTREAMS``; it prefixes the problem codes
+    (``payments_timeout``) and labels the logs and metrics."""
     base_url: str
+    """``http(s)://host[:port][/path]``; several hosts (replicas) separated by commas."""
     connect_timeout: float = 0.5
+    """Seconds to open a connection (each attempt; the deadline may cut it shorter)."""
     read_timeout: float = 2.0
+    """Seconds an attempt may wait for the answer to start, and between its bytes."""
     retries: int = 4
+    """*Re*-tries after the first attempt (``0``: one attempt only). 4 keeps a call's
+    success above 99.5 % when 30 % of attempts fail at random (0.3^5 = 0.24 %)."""
     backoff_factor: float = 0.1
+    """Backoff before retry n is up to ``backoff_factor * 2**n`` seconds."""
     backoff_max: float = 2.0
+    """The longest backoff between two attempts, in seconds."""
     backoff_jitter: bool = True
+    """``True``: AWS-style full jitter (a random wait up to the backoff); ``False``:
+    urllib3's deterministic schedule (0, 2f, 4f, ...)."""
     deadline: float = 5.0
+    """Seconds the whole call may take: attempts, backoff sleeps and body included. A
+    caller's tighter ``deadline=`` wins."""
     min_attempt: float = 0.05
+    """No attempt starts with less time than this left: it would only time out."""
     retry_budget: float = 0.2
+    """The fraction of recent calls that may be retried (``0``: no retries under load, the
+    floor still applies): retries cannot multiply the load on a failing upstream."""
     budget_min_retries_per_second: float = 3.0
+    """Retries always allowed per second, however few the calls (the budget's floor)."""
     budget_window: float = 10.0
+    """Seconds of history the retry budget counts."""
     breaker: bool = True
+    """``False`` turns the circuit breaker off."""
     breaker_failure_ratio: float = 0.5
+    """The breaker opens when this share of the calls in its window failed..."""
     breaker_min_calls: int = 10
+    """... once the window holds at least this many calls."""
     breaker_consecutive_failures: int = 5
+    """Or when this many calls in a row failed (or were slow), however few."""
     breaker_window: float = 10.0
+    """Seconds of history the breaker counts."""
     breaker_reset: float = 5.0
+    """Seconds the breaker stays open before one probe call may try (half-open)."""
     max_body_bytes: int = 1024 * 1024
+    """The largest answer read (decompressed); a bigger one is a bad response (502)."""
     pool_maxsize: int = 32
+    """Kept-alive connections per host in the pool (set it to your threads per process)."""
     retry_statuses: frozenset[int] = RETRY_STATUSES
+    """Statuses worth another attempt of a request that may be repeated (5xx or 429)."""
     max_concurrency: int = 16
+    """Calls in flight per process at most (the bulkhead): one more fails at once with
+    ``overloaded`` (503) instead of queueing behind a slow upstream."""
     slow_call: float = 1.0
+    """A call slower than this, or still running past it, counts as slow (``0``: off)."""
     breaker_slow_call_ratio: float = 0.5
+    """The breaker also opens when this share of the calls in its window were slow."""
     hedge_after: float = 0.0
+    """Seconds without an answer after which a second attempt of a repeatable request is
+    sent beside the first; the first good answer wins (``0``: off)."""
     balancer: str = "p2c"
+    """Several hosts: ``"p2c"`` (power of two choices on latency times load) or
+    ``"round_robin"``."""
     outlier_consecutive_failures: int = 5
+    """Several hosts: a host with this many bad attempts in a row (5xx, refused, reset,
+    timed out or slow) is ejected..."""
     outlier_base_ejection: float = 5.0
+    """... for this many seconds times the number of its ejections..."""
     outlier_max_ejection: float = 60.0
+    """... at most this many seconds."""
     outlier_max_ejected_percent: float = 50.0
+    """Never more than this share of the hosts ejected at once (and never the last)."""
     host_max_concurrency: int = 0
+    """Attempts in flight per host at most (``0``: half of ``max_concurrency`` with several
+    hosts, so one slow host cannot take every place; unlimited with one host)."""
 
     def __post_init__(self) -> None:
         try:

@@ -23,6 +23,7 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .config import PROBLEM_TYPE_BASE
 from .errors import (
     DEFAULT_RETRY_AFTER,
     CircuitOpen,
@@ -34,10 +35,6 @@ from .errors import (
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-#: RFC 9457 ``type`` of a problem with a stable ``code`` is this prefix + the code, unless
-#: ``settings.PROBLEM_TYPE_BASE`` says otherwise: a ``tag:`` URI names the problem without
-#: promising a page to fetch.
-PROBLEM_TYPE_BASE = "tag:resilient-http,2026:problem:"
 
 logger = logging.getLogger(__name__)
 
