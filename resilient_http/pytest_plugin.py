@@ -72,6 +72,12 @@ class UpstreamServer:
             body = b"" if body is None else json.dumps(body).encode()
         return status, body, headers
 
+    def __enter__(self) -> UpstreamServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
