@@ -62,7 +62,8 @@ def settled_state(pid: int, baseline: dict[str, int], seconds: float = 10.0) -> 
 
 def run(*, callers: int, seconds: float, threads: int = 64) -> dict[str, Any]:
     """``threads``: Orders' gunicorn threads, above the callers' concurrency, so that a
-    health check never queues behind a saturated pool (see the README's sizing note)."""
+    health check never queues behind a saturated pool (see the sizing note in
+    docs/how-to/deploy.md)."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         orders_env = {"GUNICORN_THREADS": str(threads)}

@@ -71,7 +71,7 @@ def test_a_database_that_is_not_there_is_one_line(tmp_path):
 
 
 def test_manage_py_in_a_fresh_shell_runs_with_development_settings(tmp_path):
-    """No DJANGO_* variable exported: the README's ``manage.py`` commands just work."""
+    """No DJANGO_* variable exported: the docs' ``manage.py`` commands just work."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OUTAGE_"))}
     db = {"DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}"}
     for args in (["migrate", "-v0"], ["simulate_outage", "fail-next", "2"]):

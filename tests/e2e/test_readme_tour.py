@@ -1,8 +1,10 @@
-"""The README's tour, pasted as a person would, against the README's own ``make run``.
+"""The tutorial's tour (``docs/tutorial.md``), pasted as a person would, against the
+README's own ``make run`` (the README's first command).
 
-Every ``sh`` block of the "A five-minute tour" section (but those that start services
-themselves) is fed, line by line, to one bash with nothing exported (``env -i``), after
-``make run`` was started the same way. Each ``curl`` followed by a ``# =>`` line is checked:
+Every ``sh`` block of the tutorial, from "A five-minute tour" down to "Watch it live" (but
+those that start services themselves), is fed, line by line, to one bash with nothing
+exported (``env -i``), after ``make run`` was started the same way. Each ``curl`` followed
+by a ``# =>`` line is checked:
 
     # => 503 users_unavailable, Retry-After: 1; Users saw 502 502 502 502 502
     # => 503 users_circuit_open, Retry-After: at most 5; Users saw nothing
@@ -12,8 +14,8 @@ themselves) is fed, line by line, to one bash with nothing exported (``env -i``)
 
 "Users saw" is read from ``make run``'s ``[users ]`` access-log lines that carry the
 request's ``X-Request-ID`` (curl gets ``-D FILE`` added to capture the headers, nothing
-else changes). The sample log block is checked too, shape for shape. Change the README and
-this test follows it; break the promise and it fails.
+else changes). The sample log blocks are checked too, shape for shape. Change the tutorial
+and this test follows it; break the promise and it fails.
 
 It runs in a copy of the work tree (tracked files, their times kept, the same ``.venv``), so
 the tour's faults and users land in a fresh ``db.sqlite3``, not a developer's. It needs
@@ -42,6 +44,8 @@ from bench.stack import ROOT
 
 pytestmark = pytest.mark.e2e
 
+#: The tour's page; the README holds only the command that starts the services.
+TUTORIAL = ROOT / "docs" / "tutorial.md"
 PORTS = (8200, 8201, 8202)
 FRESH_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
 EXPECT = re.compile(r"^# => (?P<alternatives>[^;]+?)(?:; Users saw (?P<users>.+))?$")
@@ -51,9 +55,10 @@ ACCESS = re.compile(
 )
 
 
-def section(text: str, heading: str) -> str:
-    start = text.index(f"\n{heading}\n")
-    end = text.find("\n## ", start + 1)
+def section(text: str, heading: str, until: str) -> str:
+    """From the line ``heading`` to the line ``until`` (excluded), or to the end."""
+    start = text.index(f"{heading}\n")
+    end = text.find(f"\n{until}\n", start + 1)
     return text[start : end if end != -1 else None]
 
 
@@ -265,7 +270,7 @@ def check(step: Step, output: str, headers_file: Path, run: MakeRun) -> list[str
     else:
         return [f"{expect.line!r}: {' / '.join(problems)}"]
     if expect.body is not None and body != expect.body:
-        return [f"body {body!r}, README shows {expect.body!r}"]
+        return [f"body {body!r}, the tutorial shows {expect.body!r}"]
     if expect.users is not None:
         request_id = headers.get("x-request-id", "")
         step.request_id = request_id  # checked again at the end, when every line is in
@@ -307,7 +312,7 @@ def test_the_readme_tour_answers_as_documented():
     readme = (ROOT / "README.md").read_text()
     first = blocks(readme[: readme.index("\n## ")], "sh")[0]
     start = next(line.split("#")[0].strip() for line in first if line.startswith("make run"))
-    tour = section(readme, "## A five-minute tour")
+    tour = section(TUTORIAL.read_text(), "# A five-minute tour", until="## Watch it live")
     busy = [port for port in PORTS if _listening(port)]
     if busy:
         if os.environ.get("CI"):

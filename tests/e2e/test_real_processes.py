@@ -1,4 +1,4 @@
-"""End to end, real processes on loopback: what a user of the README sees."""
+"""End to end, real processes on loopback: what a reader of the README and the docs sees."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_both_services_answer_the_tutorials_json(stack):
     assert s.session.get(f"{s.orders.url}/users/1", timeout=5).status_code == 404  # Orders only
 
 
-#: The README line that reproduces the tutorial's table, e.g. ``USERS_RETRIES=5 ... make run``.
+#: The line of docs/tutorial.md that reproduces the tutorial's table, e.g.
+#: ``USERS_RETRIES=5 ... make run``.
 TABLE_LINE = re.compile(r"^((?:USERS_[A-Z_]+=\S+ )+)make run$", re.MULTILINE)
 #: Variables in seconds: all scaled by one factor, so the schedule keeps its shape.
 SECONDS = {"CONNECT_TIMEOUT", "READ_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_MAX", "DEADLINE",
@@ -50,10 +51,10 @@ FACTOR = 0.2
 
 
 def readme_table_env() -> dict[str, str]:
-    """The README's own command line with every time variable, those it leaves at their
+    """The tutorial page's own command line with every time variable, those it leaves at their
     defaults included, scaled by ``FACTOR``: the same run, faster."""
-    match = TABLE_LINE.search((ROOT / "README.md").read_text())
-    assert match, "README.md lost its `USERS_... make run` line for the tutorial's table"
+    match = TABLE_LINE.search((ROOT / "docs" / "tutorial.md").read_text())
+    assert match, "docs/tutorial.md lost its `USERS_... make run` line for the tutorial's table"
     line = dict(pair.split("=", 1) for pair in match[1].split())
     for name in line:
         assert name.removeprefix("USERS_") in SECONDS | UNITLESS, f"{name}: in seconds or not?"
@@ -66,7 +67,7 @@ def readme_table_env() -> dict[str, str]:
 
 
 def test_users_log_reproduces_the_tutorials_table(stack):
-    """The README's line, time scaled: 6 requests in Users' log, 0, 2, 4, 8, 16 s apart
+    """The tutorial page's line, time scaled: 6 requests in Users' log, 0, 2, 4, 8, 16 s apart
     (scaled), and 503 after the 30 s (scaled) of sleeps. The breaker stays on: it counts the
     call, not its attempts, so the retries all go out."""
     env = readme_table_env()

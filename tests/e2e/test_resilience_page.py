@@ -5,7 +5,7 @@ Selenium is pointed at ``/usr/bin/chromedriver`` so it never downloads one. Ever
 is read from what the browser shows, waited for by polling the DOM with a generous timeout.
 
 ``RESILIENCE_SCREENSHOT=docs/resilience-page.png`` also saves the page during the outage
-(that is how the README's picture is made).
+(that is how the picture in docs/tutorial.md is made).
 """
 
 from __future__ import annotations

@@ -420,7 +420,8 @@ def test_down_from_the_row_refuses_and_clear_listens_again(start_proxy):
 def test_each_fault_is_in_force_for_the_first_request_after_the_command(
     start_proxy, upstream, poll_interval
 ):
-    """The README tour at a person's speed: ``down``, then ``reset``, then a request at once.
+    """The tour (docs/tutorial.md) at a person's speed: ``down``, then ``reset``, then a
+    request at once.
 
     With the fault learnt from a poll, the request right after ``reset`` was still refused
     (or one right after ``down`` still accepted). Repeated, so that a window shows up.

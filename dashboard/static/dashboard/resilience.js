@@ -126,7 +126,9 @@
         ["ok", "2xx/4xx"], ["err", "5xx/429"], ["timeout", "timeout"], ["conn", "refused/reset"], ["bad", "bad body"], ["rejected", "breaker open"],
       ].map(([k, label]) => el("span", {}, el("i", {class: `attempt ${k}`}), label))),
       el("div", {class: "row axis"}, el("span"), el("span"), el("span", {class: "bar"}, ticks), el("span")),
-      rows.length ? rows : el("p", {class: "muted"}, "No calls yet: press burst."));
+      rows.length ? rows : el("p", {class: "muted"}, up.name === "users"
+        ? "No calls yet: press burst."
+        : `No calls yet: this panel fills when something calls ${up.name} (burst calls only users).`));
   }
 
   function transitions(up) {
