@@ -13,7 +13,8 @@ top, so the thread wakes once per live deadline, not once per call.
 The guarded transport (``GuardedAdapter``) puts each connection under the current call's
 ``Guard`` when a request starts on it (a context variable carries the guard, so the shared
 pool needs no per-call state). Connecting is bounded by the connect timeout, which the caller
-clips to the time left; name resolution cannot be interrupted in CPython (see README).
+clips to the time left; name resolution cannot be interrupted in CPython (see
+docs/explanation/how-a-call-works.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,6 +19,7 @@ from resilient_http.pytest_plugin import UpstreamServer
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 PLACEHOLDER = "http://127.0.0.1:8300"  # the README's upstream URL, replaced by the server's
 
 
@@ -49,7 +51,12 @@ def install_steps() -> tuple[str, str]:
 def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the fresh virtualenv's bin/, the wheel)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    ok(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp / "dist", ROOT, cwd=tmp)
+    source = tmp / "source"  # what the build reads, and nothing left over from another
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        source.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "resilient_http", source / "resilient_http", ignore=IGNORED)
+    ok(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp / "dist", source, cwd=tmp)
     (wheel,) = (tmp / "dist").glob("django_resilient_http-*.whl")
     ok(sys.executable, "-m", "venv", tmp / "venv", cwd=tmp)
     pins = [  # the versions this tree is tested with (pip's constraints take no extras)
