@@ -1,52 +1,23 @@
-"""The live resilience page: thin views over ``dashboard.state`` and ``dashboard.faults``.
-
-Open to anyone in development (``DEBUG``); in production to active staff users only, as
-the admin is: the page shows internals and its controls break Users on purpose.
+"""The demo's live page: resilient_http's (its template extended with the simulated fault,
+its controls and the burst button), thin views over ``dashboard.state`` and
+``dashboard.faults``. Who may see it: ``resilient_http.views.viewers_only`` (the controls
+break Users on purpose).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from http import HTTPStatus
 
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.faults import fault_replica, fault_start_from_form
 from dashboard.state import resilience_state
-from resilient_http.views import may_view
+from resilient_http.views import POLL_MS, viewers_only
 from users.outages import outage_clear, outage_describe
-
-View = Callable[..., HttpResponse]
-
-#: How often the page asks for ``state.json``, in milliseconds.
-POLL_MS = 500
-
-
-def viewers_only(*, login_redirect: bool = False) -> Callable[[View], View]:
-    """Refuse others: the page sends strangers to the admin login, the API answers 403."""
-
-    def decorate(view: View) -> View:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-            if may_view(request):
-                return view(request, *args, **kwargs)
-            if login_redirect and not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-            return JsonResponse(
-                {"detail": "Staff only outside development (DEBUG)."},
-                status=HTTPStatus.FORBIDDEN,
-            )
-
-        return wrapped
-
-    return decorate
 
 
 @require_GET

@@ -19,8 +19,9 @@ if "users" in settings.SERVICES:
     urlpatterns.append(path("", include("users.urls")))
 if "orders" in settings.SERVICES:
     urlpatterns.append(path("", include("orders.urls")))
-    urlpatterns.append(path("", include("resilient_http.urls")))  # its upstreams as JSON
-    urlpatterns.append(path("", include("dashboard.urls")))  # the live resilience page
+    # The demo's live page first: it extends the library's, at the same resilience/.
+    urlpatterns.append(path("", include("dashboard.urls")))
+    urlpatterns.append(path("", include("resilient_http.urls")))
 
 handler400 = "resilient_http.problems.bad_request"
 handler404 = "resilient_http.problems.not_found"

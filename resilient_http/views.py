@@ -1,24 +1,36 @@
-"""The live state of every upstream as JSON: what the resilience page polls.
+"""The live page of every upstream, and the JSON it polls.
 
-``path("", include("resilient_http.urls"))`` serves it at ``resilience/upstreams.json``:
-per upstream in ``settings.UPSTREAMS``, the breaker, budget, bulkhead and hosts of this
-process's own client, and its last calls (``resilient_http.live.RECORDER``). Open to anyone
-in development (``DEBUG``); in production to active staff users only, as the admin is.
+``path("", include("resilient_http.urls"))`` serves them at ``resilience/`` and
+``resilience/upstreams.json``: per upstream in ``settings.UPSTREAMS``, the breaker, budget,
+bulkhead and hosts of this process's own client, and its last calls
+(``resilient_http.live.RECORDER``). Open to anyone in development (``DEBUG``); in production
+to active staff users only, as the admin is. A project extends the page by extending its
+template, ``resilient_http/upstreams.html`` (the demo adds its fault controls).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import wraps
 from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .live import RECORDER
 from .registry import upstream
+
+View = Callable[..., HttpResponse]
+
+#: How often the page asks for its state, in milliseconds.
+POLL_MS = 500
 
 
 def may_view(request: HttpRequest) -> bool:
@@ -27,13 +39,43 @@ def may_view(request: HttpRequest) -> bool:
     return settings.DEBUG or bool(user and user.is_active and user.is_staff)
 
 
+def viewers_only(*, login_redirect: bool = False) -> Callable[[View], View]:
+    """Refuse others: a page sends strangers to the admin login (if there is one), the JSON
+    answers 403."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if may_view(request):
+                return view(request, *args, **kwargs)
+            user = getattr(request, "user", None)
+            if login_redirect and not (user and user.is_authenticated):
+                try:
+                    return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+                except NoReverseMatch:
+                    pass  # no admin: a 403 like the JSON's
+            return JsonResponse(
+                {"detail": "Staff only outside development (DEBUG)."},
+                status=HTTPStatus.FORBIDDEN,
+            )
+
+        return wrapped
+
+    return decorate
+
+
 @require_GET
 @never_cache
+@viewers_only(login_redirect=True)
+def page(request: HttpRequest) -> HttpResponse:
+    context = {"initial": upstreams_state(), "poll_ms": POLL_MS}
+    return render(request, "resilient_http/upstreams.html", context)
+
+
+@require_GET
+@never_cache
+@viewers_only()
 def upstreams(request: HttpRequest) -> JsonResponse:
-    if not may_view(request):
-        return JsonResponse(
-            {"detail": "Staff only outside development (DEBUG)."}, status=HTTPStatus.FORBIDDEN
-        )
     return JsonResponse(upstreams_state())
 
 

@@ -75,6 +75,8 @@ def test_the_wheel_holds_the_library_and_nothing_of_the_demo(venv):
     _, wheel = venv
     names = zipfile.ZipFile(wheel).namelist()
     assert "resilient_http/py.typed" in names
+    assert "resilient_http/templates/resilient_http/upstreams.html" in names  # the live page
+    assert "resilient_http/static/resilient_http/upstreams.js" in names
     assert "resilient_http/pytest_plugin.py" in names
     assert {n.split("/")[0] for n in names} == {
         "resilient_http",
@@ -102,10 +104,15 @@ def test_a_new_project_follows_the_readme_and_makes_a_resilient_call(venv, tmp_p
         assert "no issues" in ok(python, "manage.py", "check", cwd=tmp_path)
         call = (
             "from resilient_http import upstream; r = upstream('payments').get('/charges/7');"
-            "print(r.status, r.json(), [a.outcome for a in r.history])"
+            "print(r.status, r.json(), [a.outcome for a in r.history]);"
+            "from django.test import Client; c = Client(HTTP_HOST='localhost');"
+            "state = c.get('/resilience/upstreams.json').json()['upstreams'][0];"
+            "print(c.get('/resilience/').status_code, state['name'], len(state['calls']))"
         )
         out = ok(python, "manage.py", "shell", "-c", call, cwd=tmp_path)
-    assert out.strip().splitlines()[-1] == "200 {'id': 7, 'paid': True} ['503', '200']"
+    call_line, page_line = out.strip().splitlines()[-2:]
+    assert call_line == "200 {'id': 7, 'paid': True} ['503', '200']"
+    assert page_line == "200 payments 1"  # the live page, and the call on it
     assert [r.path for r in server.requests] == ["/charges/7", "/charges/7"]
     assert str(ROOT) not in ok(
         python, "-c", "import resilient_http; print(resilient_http.__file__)", cwd=tmp_path

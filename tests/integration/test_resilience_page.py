@@ -101,7 +101,8 @@ def test_every_fault_mode_has_a_control_with_its_main_argument(staff):
         assert f'data-mode="{mode}"' in html
     assert 'aria-label="error --status"' in html
     assert 'aria-label="drip --interval"' in html
-    assert "dashboard/resilience.js" in html
+    assert "resilient_http/upstreams.js" in html
+    assert "dashboard/faults.js" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # no CDN: works offline
 
 

@@ -1,11 +1,12 @@
-// The resilience page: polls state.json every POLL_MS and redraws; no framework, no build.
+// resilient_http's live page: polls the state URL every POLL_MS and redraws each upstream;
+// no framework, no build. A page that extends it (the demo's fault controls) adds a renderer:
+// window.resilientHttp.onState.push((state) => ...), called with every state polled.
 "use strict";
 
 (function () {
   const body = document.body;
   const STATE_URL = body.dataset.stateUrl;
   const POLL_MS = Number(body.dataset.pollMs) || 500;
-  const BURST_URL = body.dataset.burstUrl;
 
   // Build an element: el("div", {class: "x"}, child, "text", ...). Text is never parsed as HTML.
   function el(tag, attrs, ...children) {
@@ -126,9 +127,7 @@
         ["ok", "2xx/4xx"], ["err", "5xx/429"], ["timeout", "timeout"], ["conn", "refused/reset"], ["bad", "bad body"], ["rejected", "breaker open"],
       ].map(([k, label]) => el("span", {}, el("i", {class: `attempt ${k}`}), label))),
       el("div", {class: "row axis"}, el("span"), el("span"), el("span", {class: "bar"}, ticks), el("span")),
-      rows.length ? rows : el("p", {class: "muted"}, up.name === "users"
-        ? "No calls yet: press burst."
-        : `No calls yet: this panel fills when something calls ${up.name} (burst calls only users).`));
+      rows.length ? rows : el("p", {class: "muted"}, `No calls yet: this panel fills when something calls ${up.name}.`));
   }
 
   function transitions(up) {
@@ -161,22 +160,20 @@
       timeline(up));
   }
 
+  const onState = [];
+  window.resilientHttp = {el, onState};
+
   function render(state) {
-    // Every fault, each led by its target once one is for a single replica.
-    const faults = state.faults;
-    const fault = document.getElementById("fault");
-    const lines = faults.length ? faults.map((f) => f.description) : ["No simulated outage: Users is healthy."];
-    fault.replaceChildren(...lines.flatMap((line, i) => (i ? [el("br", {}), line] : [line])));
-    fault.className = `fault-line ${faults.some((f) => f.active) ? "active" : ""}`;
     document.getElementById("upstreams").replaceChildren(...state.upstreams.map(upstream));
     document.getElementById("updated").textContent =
       `process ${state.pid} · updated ${new Date().toLocaleTimeString([], {hour12: false})}`;
+    for (const renderer of onState) renderer(state);
   }
 
   async function poll() {
     try {
       const response = await fetch(STATE_URL, {headers: {Accept: "application/json"}, cache: "no-store"});
-      if (!response.ok) throw new Error(`state.json: ${response.status}`);
+      if (!response.ok) throw new Error(`state: ${response.status}`);
       render(await response.json());
     } catch (err) {
       document.getElementById("updated").textContent = `not updating: ${err.message}`;
@@ -185,66 +182,9 @@
     setTimeout(poll, document.hidden ? POLL_MS * 10 : POLL_MS);
   }
 
-  // Start and clear: the forms post with their CSRF token; errors are shown, nothing reloads.
-  for (const form of document.querySelectorAll("form.fault-form")) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const errors = document.getElementById("fault-errors");
-      errors.replaceChildren();
-      let lines;
-      try {
-        const body = new FormData(form);
-        const target = document.getElementById("fault-target");  // only with several replicas
-        if (target) body.set("target", target.value);
-        const response = await fetch(form.action, {method: "POST", body, credentials: "same-origin"});
-        const type = response.headers.get("Content-Type") || "";
-        const data = type.includes("json") ? await response.json() : {errors: [`${response.status} ${response.statusText}`]};
-        lines = data.ok ? [] : data.errors || [data.detail || `${response.status}`];
-        if (data.ok) document.getElementById("fault").textContent = data.message;
-      } catch (err) {
-        lines = [err.message];
-      }
-      errors.replaceChildren(...lines.map((line) => el("li", {}, line)));
-    });
-  }
-
-  // Burst: real HTTP requests to this Orders, a few at a time, tallied by answer.
-  document.getElementById("burst").addEventListener("click", async (event) => {
-    const button = event.currentTarget;
-    const total = Number(button.dataset.count) || 20;
-    const out = document.getElementById("burst-result");
-    const tally = {};
-    let sent = 0;
-    let done = 0;
-    const show = () => {
-      out.textContent = `${done}/${total} answered: ` + Object.entries(tally).map(([k, n]) => `${n}× ${k}`).join(", ");
-    };
-    async function worker() {
-      while (sent < total) {
-        sent += 1;
-        let key;
-        try {
-          const response = await fetch(BURST_URL, {cache: "no-store"});
-          key = String(response.status);
-          if (!response.ok) {
-            const problem = await response.json().catch(() => ({}));
-            if (problem.code) key += ` ${problem.code}`;
-          }
-        } catch (err) {
-          key = "network error";
-        }
-        tally[key] = (tally[key] || 0) + 1;
-        done += 1;
-        show();
-      }
-    }
-    button.disabled = true;
-    show();
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    button.disabled = false;
-    out.dataset.done = String(done);
+  // After the page's own scripts have registered their renderers (they load after this one).
+  window.addEventListener("DOMContentLoaded", () => {
+    render(JSON.parse(document.getElementById("initial-state").textContent));
+    setTimeout(poll, POLL_MS);
   });
-
-  render(JSON.parse(document.getElementById("initial-state").textContent));
-  setTimeout(poll, POLL_MS);
 })();
