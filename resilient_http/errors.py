@@ -20,7 +20,11 @@ class Attempt:
 
 
 class UpstreamError(Exception):
-    """A call to an upstream failed; ``history`` holds every attempt, oldest first."""
+    """A call to an upstream failed; ``history`` holds every attempt, oldest first.
+    ``code`` is the stable name of how it failed (``users_timeout``): the problem's code,
+    the trace's ``error.type``."""
+
+    kind = "bad_response"  # an UpstreamError nobody classed: still a bad answer
 
     def __init__(
         self,
@@ -43,22 +47,36 @@ class UpstreamError(Exception):
         outcomes = ", ".join(a.outcome for a in history) or "no attempt"
         super().__init__(f"{upstream}: {reason} (attempts: {outcomes})")
 
+    @property
+    def code(self) -> str:
+        return f"{self.upstream}_{self.kind}"
+
 
 class UpstreamTimeout(UpstreamError):
     """The last attempt timed out (connect or read), or the deadline ran out."""
+
+    kind = "timeout"
 
 
 class UpstreamUnavailable(UpstreamError):
     """Refused, reset or 5xx after the retries we could afford; ``retry_after`` if known."""
 
+    kind = "unavailable"
+
 
 class CircuitOpen(UpstreamUnavailable):
     """Not called at all: the breaker is open; ``retry_after`` is the time to the next probe."""
+
+    kind = "circuit_open"
 
 
 class UpstreamOverloaded(UpstreamUnavailable):
     """Not called at all: the bulkhead is full (``max_concurrency`` calls in flight)."""
 
+    kind = "overloaded"
+
 
 class UpstreamBadResponse(UpstreamError):
     """It answered, but not in a way we can use (body too large, broken framing)."""
+
+    kind = "bad_response"

@@ -87,6 +87,7 @@ class CallSucceeded(CallEvent):
     name = CALL_SUCCEEDED
     level = logging.INFO
     duration: float | None = None  # the whole call
+    waited: float = 0.0  # of which backoff sleeps
 
     def describe(self) -> str:
         return self.head()
@@ -97,6 +98,7 @@ class RetryScheduled(CallEvent):
     name = RETRY_SCHEDULED
     wait: float = 0.0
     time_left: float = 0.0
+    retry_after: float | None = None  # what the upstream asked (``wait`` if it was honoured)
 
     def describe(self) -> str:
         return f"{self.head()}; retry in {self.wait:.2f} s (time left {self.time_left:.2f} s)"
@@ -106,6 +108,7 @@ class RetryScheduled(CallEvent):
 class CallFailed(CallEvent):
     name = CALL_FAILED
     duration: float | None = None
+    waited: float = 0.0
 
     def describe(self) -> str:
         return f"{self.head()}; giving up: {self.cause}"

@@ -10,6 +10,7 @@ an attempt still queued is never sent, one still running has its socket shut by 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -127,7 +128,9 @@ class Hedger:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, f"{self._name}-hedge")
-            return self._pool.submit(send, request, guard)
+            # In a copy of the caller's context: what it carries (the call's trace span)
+            # is the hedge's too, as if it were sent from the caller's thread.
+            return self._pool.submit(contextvars.copy_context().run, send, request, guard)
 
     def close(self) -> None:
         """Stop the workers; a call still holding this client gets a new pool."""

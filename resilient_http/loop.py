@@ -23,7 +23,7 @@ import contextlib
 import json
 import random as _random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
@@ -97,9 +97,27 @@ class CallInfo:
 #: Entered around each call, in the caller's thread, before admission and left after the
 #: answer or the error: a trace span, the live page's row. Events say what happened inside.
 Scope = Callable[[CallInfo], AbstractContextManager[object]]
-#: Headers computed per call and sent with every attempt (a request ID, a trace context);
-#: the caller's own ``headers`` win.
+#: Headers computed per call and sent with every attempt (a request ID); the caller's own
+#: ``headers`` win.
 HeaderSource = Callable[[], Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """What the attempt hook (``RetryManager(on_attempt=...)``) is told of an attempt."""
+
+    upstream: str
+    method: str
+    url: str  # the host's base URL + the path
+    params: Mapping[str, str] | None
+    host: str  # the host's label
+    number: int  # 1 for the first attempt; a hedge has its own number
+
+
+#: Called as each attempt is sent, in the thread that sends it (a hedge's runs in a copy of
+#: the caller's context), with the attempt's own headers to add to (a trace context); what
+#: it returns is called with the attempt's outcome. A client span per attempt.
+AttemptHook = Callable[[AttemptInfo, MutableMapping[str, str]], Callable[[Outcome], None]]
 
 
 @dataclass(slots=True)
@@ -159,6 +177,7 @@ class RetryManager:
         listeners: Iterable[Listener] = (events.log_event,),
         scopes: Iterable[Scope] = (),
         headers: HeaderSource | None = None,
+        on_attempt: AttemptHook | None = None,
         session: requests.Session | None = None,
         watchdog: Watchdog = WATCHDOG,
     ) -> None:
@@ -169,6 +188,7 @@ class RetryManager:
         self._listeners = tuple(listeners)
         self._scopes = tuple(scopes)
         self._headers = headers
+        self._on_attempt = on_attempt
         self.transport = Transport(config, watchdog, session=session)
         self.budget = RetryBudget(
             ratio=config.retry_budget,
@@ -338,6 +358,7 @@ class RetryManager:
                 cause=tried.outcome.label,
                 wait=decision.wait,
                 time_left=call.deadline.remaining(),
+                retry_after=decision.retry_after,
             )
         )
         self._pause(call, decision.wait)
@@ -351,7 +372,8 @@ class RetryManager:
         if tried.number > 1 and not tried.hedge:
             self.budget.refund()  # a retry that worked was not wasted load; a hedge that
             # won still added load, and hedges must stay within the budget
-        self._emit(events.CallSucceeded(**facts, duration=self._clock() - call.started))
+        duration, waited = self._clock() - call.started, _waited(call.history)
+        self._emit(events.CallSucceeded(**facts, duration=duration, waited=waited))
         return UpstreamResponse(
             outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
         )
@@ -386,8 +408,9 @@ class RetryManager:
         lease = self._lease(call)
         call.tried.append(lease.host)
         started, left, own_left = self._clock(), call.deadline.remaining(), call.own.remaining()
-        outcome = self._send(call, lease, call.request, self.transport.arm(left))
-        return _Tried(outcome, len(call.history) + 1, started, left, own_left, host=lease.host)
+        number = len(call.history) + 1
+        outcome = self._send(call, number, lease, call.request, self.transport.arm(left))
+        return _Tried(outcome, number, started, left, own_left, host=lease.host)
 
     def _lease(self, call: _Call) -> Lease:
         """A place on the host for the next attempt (one not tried yet, if any)."""
@@ -399,6 +422,7 @@ class RetryManager:
     def _send(
         self,
         call: _Call,
+        number: int,
         lease: Lease,
         request: Request,
         guard: Guard,
@@ -407,11 +431,14 @@ class RetryManager:
         """One attempt on ``lease``'s host; the host hears how it went, unless the attempt
         was ``cancelled`` (a hedge that lost) or cut short by the caller's own deadline."""
         left, own_left = call.deadline.remaining(), call.own.remaining()
+        heard = self._hook(number, lease, request)
         try:
             outcome = self.transport.send(request, guard, call.deadline, lease.host.url)
         except BaseException:  # a bug re-raised by the transport: the place is still freed
             self.hosts.done(lease, None)
+            heard(Outcome(error="internal_error"))
             raise
+        heard(outcome)
         # A 504 while the caller's deadline binds is Users' "your deadline passed".
         callers = (outcome.status == GATEWAY_TIMEOUT and call.tighter) or (
             outcome.error in TIMEOUTS
@@ -419,6 +446,16 @@ class RetryManager:
         )
         self.hosts.done(lease, None if callers or cancelled() else outcome)
         return outcome
+
+    def _hook(self, number: int, lease: Lease, request: Request) -> Callable[[Outcome], None]:
+        """The attempt hook's ear for this attempt's outcome (or one that hears nothing)."""
+        if self._on_attempt is None:
+            return _ignore
+        url = lease.host.url + request.path
+        info = AttemptInfo(
+            self.config.name, request.method, url, request.params, lease.host.label, number
+        )
+        return self._on_attempt(info, request.headers)
 
     def _hedged(self, call: _Call) -> _Tried:
         """Send an attempt; if it has no answer after ``hedge_after``, send one more beside
@@ -475,7 +512,7 @@ class RetryManager:
     def _launch(self, race: Race, call: _Call, number: int, lease: Lease) -> Runner:
         """Start attempt ``number`` of a race on ``lease``'s host."""
         call.tried.append(lease.host)
-        send = partial(self._send, call, lease, cancelled=lambda: race.over)
+        send = partial(self._send, call, number, lease, cancelled=lambda: race.over)
         runner = race.launch(number, send, lease.host)
         # Cancelled while still queued for a worker: never sent, so ``_send`` never frees
         # its place; this does (``done`` ignores a lease already given back).
@@ -497,7 +534,8 @@ class RetryManager:
         cause = decision.reason
         if cause == BUDGET_SPENT:
             self._emit(events.BudgetExhausted(**facts, cause=cause))
-        self._emit(events.CallFailed(**facts, cause=cause, duration=self._clock() - call.started))
+        duration, waited = self._clock() - call.started, _waited(call.history)
+        self._emit(events.CallFailed(**facts, cause=cause, duration=duration, waited=waited))
         error = self._error(call, None if tried is _NOTHING_TRIED else tried.outcome, decision)
         error.callers_deadline = self._callers_cut(call, tried, decision.needed)
         raise error
@@ -608,3 +646,12 @@ def _worth_another(call: _Call, outcome: Outcome) -> bool:
     """Is this a failure a hedge still running might beat? A 429 is: that server is
     rate-limiting us, the other attempt may still answer."""
     return call.retry.verdict(outcome, elsewhere=True).kind is Kind.RETRY
+
+
+def _ignore(outcome: Outcome) -> None:
+    """What hears an attempt's outcome when no hook listens."""
+
+
+def _waited(history: list[Attempt]) -> float:
+    """Seconds a call spent in backoff sleeps."""
+    return sum(a.wait or 0.0 for a in history)

@@ -39,30 +39,25 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger(__name__)
 
 
-#: How each way an upstream call fails is answered: status, code suffix, detail. Most
-#: specific class first. ``{service}`` is the upstream's name, capitalised.
-UPSTREAM_PROBLEMS: tuple[tuple[type[UpstreamError], int, str, str], ...] = (
-    (
-        CircuitOpen,
+#: How each way an upstream call fails is answered, by the error's ``kind``: status and
+#: detail (its ``code`` is the error's own, ``users_timeout``). ``{service}`` is the
+#: upstream's name, capitalised.
+UPSTREAM_PROBLEMS: dict[str, tuple[int, str]] = {
+    CircuitOpen.kind: (
         503,
-        "circuit_open",
         "The {service} service is failing; Orders is not calling it for a while.",
     ),
-    (
-        UpstreamOverloaded,
+    UpstreamOverloaded.kind: (
         503,
-        "overloaded",
         "The {service} service is slow and has as many calls in flight as it may; try again later.",
     ),
-    (
-        UpstreamUnavailable,
+    UpstreamUnavailable.kind: (
         503,
-        "unavailable",
         "The {service} service is unavailable ({reason}); try again later.",
     ),
-    (UpstreamTimeout, 504, "timeout", "The {service} service did not answer in time ({reason})."),
-    (UpstreamBadResponse, 502, "bad_response", "The {service} service answered badly ({reason})."),
-)
+    UpstreamTimeout.kind: (504, "The {service} service did not answer in time ({reason})."),
+    UpstreamBadResponse.kind: (502, "The {service} service answered badly ({reason})."),
+}
 
 
 class ServiceProblem(exceptions.APIException):
@@ -144,17 +139,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse |
 
 def upstream_problem(exc: UpstreamError, *, instance: str | None = None) -> JsonResponse:
     """The honest answer for how a call to an upstream ended (see ``UPSTREAM_PROBLEMS``)."""
-    status, suffix, detail = next(
-        (row[1:] for row in UPSTREAM_PROBLEMS if isinstance(exc, row[0])),
-        UPSTREAM_PROBLEMS[-1][1:],  # an UpstreamError nobody mapped: still a bad answer
-    )
+    status, detail = UPSTREAM_PROBLEMS.get(exc.kind, UPSTREAM_PROBLEMS[UpstreamBadResponse.kind])
     retry_after = exc.retry_after
     if retry_after is None and status == 503:
         retry_after = DEFAULT_RETRY_AFTER
     return problem_response(
         status,
         detail=exc.detail or detail.format(service=exc.upstream.capitalize(), reason=exc.reason),
-        code=f"{exc.upstream}_{suffix}",
+        code=exc.code,
         instance=instance,
         retry_after=retry_after,
     )

@@ -46,6 +46,7 @@ def test_a_failed_call_reports_each_fact(mocked, make_manager, events, clock):
         "elapsed": 0.25,
         "cause": "retries exhausted",
         "duration": 0.5,
+        "waited": 0.0,  # backoff 0 (jitter at its floor)
     }
     error = caught.value
     assert (error.upstream, error.reason) == ("users", "retries exhausted")
@@ -74,6 +75,7 @@ def test_a_call_that_never_started_says_so(make_manager, events, clock):
         "path": "/users/1",
         "cause": "deadline exceeded before an attempt could start",
         "duration": 0.0,
+        "waited": 0.0,
     }
 
 
