@@ -1,7 +1,8 @@
 """Logging configuration: the tutorial's human-readable lines, or one JSON object a line.
 
-Both carry the request ID. JSON lines also carry every structured field a log call
-passed in ``extra`` (the resilience events' upstream, attempt, outcome, wait, ...).
+Both carry the request ID, and the OpenTelemetry trace's ID when it is another. JSON lines
+also carry every structured field a log call passed in ``extra`` (the resilience events'
+upstream, attempt, outcome, wait, ...).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
             },
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(trace_id)s",
                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
                 "reserved_attrs": [
                     *RESERVED_ATTRS,

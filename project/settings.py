@@ -196,6 +196,10 @@ SPECTACULAR_SETTINGS = {
 #: names the problem without promising a page to fetch.
 PROBLEM_TYPE_BASE = env_str("PROBLEM_TYPE_BASE", "tag:resilient-django,2026:problem:")
 
+#: OpenTelemetry's SDK, set up from the standard OTEL_* variables (project/telemetry.py);
+#: OTEL_SDK_DISABLED=true turns it off. The tests install their own in-memory one.
+OPENTELEMETRY = True
+
 #: "text" (the tutorial's lines, with the request ID) or "json" (one object a line).
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
 #: The lowest level logged: DEBUG, INFO, WARNING, ERROR.

@@ -60,6 +60,7 @@ class CallRecord:
     started: float  # recorder clock (monotonic)
     wall: float  # time.time() at the start, for the page's clock column
     deadline: float | None = None  # seconds the call was given
+    trace_id: str | None = None  # its OpenTelemetry trace, if one is recording
     ended: float | None = None
     result: str | None = None  # "succeeded", "failed", "rejected"
     cause: str | None = None
@@ -78,6 +79,7 @@ class CallRecord:
             "age": round(now - self.started, 4),
             "duration": round(end - self.started, 4),
             "deadline": self.deadline,
+            "trace_id": self.trace_id,
             "in_flight": self.ended is None,
             "result": self.result,
             "cause": self.cause,
@@ -113,11 +115,14 @@ class CallRecorder:
         transitions: int = 20,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        trace_id: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.size = size
         self._transitions = transitions
         self._clock = clock
         self._wall = wall
+        #: The current trace's ID (``resilient_http.request_id.current_trace_id``).
+        self.trace_id = trace_id
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._upstreams: dict[str, _Upstream] = {}
@@ -134,6 +139,7 @@ class CallRecorder:
         with self._lock:
             record = self._row(upstream, method, path, self._clock())
             record.deadline, record.wrapped = deadline, True
+            record.trace_id = self.trace_id()
             self._open[key] = record
             self._upstream(upstream).in_flight += 1
         try:

@@ -21,20 +21,48 @@ from .config import UpstreamConfig
 from .events import Listener, log_event
 from .live import RECORDER
 from .loop import RetryManager
-from .request_id import forwarded_headers
+from .request_id import current_trace_id, forwarded_headers
 
 _upstreams: dict[str, RetryManager] = {}
 _lock = threading.Lock()
 
 
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def listeners() -> tuple[Listener, ...]:
-    """The log line, the live state and, if ``prometheus_client`` is installed, metrics."""
+    """The log line, the live state and, if their libraries are installed, Prometheus
+    metrics and OpenTelemetry span events and metrics."""
     found: tuple[Listener, ...] = (log_event, RECORDER)
-    if importlib.util.find_spec("prometheus_client") is not None:
+    if installed("prometheus_client"):
         from .metrics import record_event
 
         found += (record_event,)
+    if installed("opentelemetry"):
+        from . import otel
+
+        found += (otel.record_event,)
     return found
+
+
+def build(config: UpstreamConfig) -> RetryManager:
+    """A ``RetryManager`` wired to Django's side: request IDs forwarded, the live page's
+    row for each call and, with ``opentelemetry-api``, a span per call and per attempt."""
+    if not installed("opentelemetry"):
+        return RetryManager(
+            config, listeners=listeners(), scopes=(RECORDER.scope,), headers=forwarded_headers
+        )
+    from . import otel
+
+    RECORDER.trace_id = current_trace_id
+    return RetryManager(
+        config,
+        listeners=listeners(),
+        scopes=(otel.call_scope, RECORDER.scope),  # the span first: the row names its trace
+        headers=forwarded_headers,
+        on_attempt=otel.attempt_hook,
+    )
 
 
 def upstream(name: str) -> RetryManager:
@@ -49,12 +77,7 @@ def upstream(name: str) -> RetryManager:
                 if name not in entries:
                     raise ImproperlyConfigured(f"settings.UPSTREAMS has no {name!r} entry")
                 config = UpstreamConfig(**{**entries[name], "name": name})
-                found = _upstreams[name] = RetryManager(
-                    config,
-                    listeners=listeners(),
-                    scopes=(RECORDER.scope,),
-                    headers=forwarded_headers,
-                )
+                found = _upstreams[name] = build(config)
     return found
 
 

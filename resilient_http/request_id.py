@@ -1,7 +1,8 @@
 """Request IDs: one ID per incoming request, on every log line, passed on to upstreams.
 
 An ID from the caller (``X-Request-ID``) is kept if it looks like one (so a gateway's
-trace ID flows through); otherwise, or if absent, a new one is made. It is not reset at
+trace ID flows through); otherwise, or if absent, the OpenTelemetry trace's ID if there
+is one, else a new one. Log lines carry the trace's ID too. It is not reset at
 the end of the request on purpose: the dev server logs its access line after the
 response, in the same thread, and the next request on that thread overwrites it.
 """
@@ -15,6 +16,11 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 from django.http import HttpRequest, HttpResponse
+
+try:
+    from opentelemetry import trace as _trace
+except ImportError:  # tracing is optional
+    _trace = None  # type: ignore[assignment]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: What a caller may send: letters, digits and ``._:-``, up to 128 characters. Anything
@@ -54,7 +60,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        # A request that brings no ID of its own takes its trace's: one ID to grep for.
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER) or current_trace_id())
         _current.set(request_id)
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
@@ -63,10 +70,25 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` (or ``None``) and ``request_id_suffix`` (`` [id]`` or ``""``)."""
+    """Adds ``request_id`` and ``trace_id`` (or ``None``), and ``request_id_suffix`` for the
+    text format: `` [id]``, `` [id trace=...]`` when the trace's ID is another, or ``""``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = _current.get()
-        record.request_id = request_id
-        record.request_id_suffix = f" [{request_id}]" if request_id else ""
+        trace_id = current_trace_id()
+        record.request_id, record.trace_id = request_id, trace_id
+        if request_id and trace_id and trace_id != request_id:
+            record.request_id_suffix = f" [{request_id} trace={trace_id}]"
+        else:
+            record.request_id_suffix = (
+                f" [{request_id or trace_id}]" if request_id or trace_id else ""
+            )
         return True
+
+
+def current_trace_id() -> str | None:
+    """The current OpenTelemetry trace's ID (32 hex digits), if a span is recording one."""
+    if _trace is None:
+        return None
+    context = _trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

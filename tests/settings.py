@@ -30,3 +30,6 @@ UPSTREAMS = {
     **UPSTREAMS,  # noqa: F405
     "payments": upstream_settings("PAYMENTS", base_url="http://127.0.0.1:9"),
 }
+
+# The tests install an in-memory SDK of their own (tests/conftest.py), once per process.
+OPENTELEMETRY = False

@@ -112,7 +112,8 @@
       const title = [c.cause, ...c.notes].filter(Boolean).join("; ");
       return el("div", {class: `row ${c.result || "in-flight"}`, title},
         el("span", {class: "at"}, clock(c.at)),
-        el("span", {class: "result"}, result, c.notes.length ? el("em", {}, ` ${c.notes.map((n) => n.split(":")[0]).join(", ")}`) : null),
+        el("span", {class: "result"}, result, c.notes.length ? el("em", {}, ` ${c.notes.map((n) => n.split(":")[0]).join(", ")}`) : null,
+          c.trace_id ? el("small", {class: "trace", title: `trace ${c.trace_id}`, "data-trace": c.trace_id}, ` ${c.trace_id.slice(0, 8)}`) : null),
         el("span", {class: "bar"}, marks),
         el("span", {class: "dur"}, secs(c.duration)));
     });

@@ -1,0 +1,179 @@
+"""OpenTelemetry for resilient calls: every attempt visible in the trace.
+
+Three pieces, wired by ``resilient_http.registry`` when ``opentelemetry-api`` is installed
+(the core works without it):
+
+- ``call_scope``, a ``RetryManager`` scope: one INTERNAL span per logical call, current
+  while it runs, so its attempts are its children; a failed call ends in ERROR with the
+  stable problem code as ``error.type`` (``users_timeout``).
+- ``attempt_hook``, the ``RetryManager`` attempt hook: one CLIENT span per attempt, hedges
+  included, with the HTTP client semantic-convention attributes and
+  ``http.request.resend_count``; the W3C ``traceparent`` (and ``baggage``) of that span goes
+  out on that attempt, so the upstream continues the trace under it.
+- ``record_event``, a listener: span events on the call's span (each backoff wait, a
+  ``Retry-After`` honoured, breaker transitions, budget and bulkhead refusals), and the
+  metrics, fed by the same events as the Prometheus ones: ``http.client.request.duration``
+  per attempt, and per call the retries and the time spent in backoff (as gRPC's A96
+  counts them for its calls).
+
+What is exported, and where, is the application's SDK configuration (``OTEL_*``
+variables); with no SDK, the API's no-op spans cost little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from . import __version__
+from . import events as ev
+from .errors import UpstreamError
+from .events import Event
+from .loop import AttemptInfo, CallInfo
+from .outcome import Outcome
+
+TRACER = trace.get_tracer("resilient_http", __version__)
+METER = metrics.get_meter("resilient_http", __version__)
+
+#: The semantic conventions' advisory buckets for HTTP durations, in seconds.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+REQUEST_DURATION = METER.create_histogram(
+    "http.client.request.duration",
+    unit="s",
+    description="Duration of HTTP client requests: each attempt.",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+)
+CALL_RETRIES = METER.create_histogram(
+    "resilient_http.client.call.retries",
+    unit="{retry}",
+    description="Attempts after the first (hedges included) per call that went out.",
+    explicit_bucket_boundaries_advisory=(0, 1, 2, 3, 4, 5),
+)
+CALL_RETRY_DELAY = METER.create_histogram(
+    "resilient_http.client.call.retry_delay",
+    unit="s",
+    description="Time a call spent in backoff between its attempts.",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+)
+REFUSED = METER.create_counter(
+    "resilient_http.client.call.refused",
+    unit="{call}",
+    description="Calls not sent: the breaker open, the bulkhead full, or no retry budget.",
+)
+
+#: Events that become span events on the call's span, by their name.
+SPAN_EVENTS = frozenset(
+    {
+        ev.RETRY_SCHEDULED,
+        ev.HEDGE_SENT,
+        ev.BUDGET_EXHAUSTED,
+        ev.BREAKER_REJECTED,
+        ev.BULKHEAD_REJECTED,
+        ev.BREAKER_OPENED,
+        ev.BREAKER_HALF_OPEN,
+        ev.BREAKER_CLOSED,
+        ev.HOST_EJECTED,
+        ev.HOST_RETURNED,
+    }
+)
+
+
+@contextmanager
+def call_scope(info: CallInfo) -> Iterator[Span]:
+    """The logical call's span, current while the call runs."""
+    attributes = {
+        "resilient_http.upstream": info.upstream,
+        "http.request.method": info.method,
+        "url.path": info.path,
+        "resilient_http.deadline": info.deadline,
+    }
+    with TRACER.start_as_current_span(
+        f"{info.upstream} {info.method}",
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except UpstreamError as exc:
+            span.set_attribute("error.type", exc.code)
+            span.set_status(Status(StatusCode.ERROR, exc.reason))
+            raise
+        except BaseException as exc:  # a bug: its class, as the conventions say
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            raise
+
+
+def attempt_hook(info: AttemptInfo, headers: MutableMapping[str, str]) -> Callable[[Outcome], None]:
+    """Start the attempt's CLIENT span and put its trace context on the attempt's headers;
+    what it returns ends the span with the outcome."""
+    url = urlsplit(info.url)
+    full = f"{info.url}?{urlencode(info.params)}" if info.params else info.url
+    attributes: dict[str, Any] = {
+        "http.request.method": info.method,
+        "url.full": full,
+        "server.address": url.hostname or "",
+        "server.port": url.port or (443 if url.scheme == "https" else 80),
+        "resilient_http.upstream": info.upstream,
+    }
+    if info.number > 1:
+        attributes["http.request.resend_count"] = info.number - 1
+    span = TRACER.start_span(info.method, kind=SpanKind.CLIENT, attributes=attributes)
+    propagate.inject(headers, context=trace.set_span_in_context(span))
+
+    def heard(outcome: Outcome) -> None:
+        if outcome.status is not None:
+            span.set_attribute("http.response.status_code", outcome.status)
+        failed = outcome.error or (
+            str(outcome.status) if outcome.status is not None and outcome.status >= 400 else None
+        )
+        if failed is not None:
+            span.set_attribute("error.type", failed)
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    return heard
+
+
+def record_event(event: Event) -> None:
+    """The listener: span events on the call's span (current in the thread that emits
+    them), and the metrics."""
+    if event.name in SPAN_EVENTS:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(event.name, _attributes(event))
+    match event:
+        case ev.CallSucceeded() | ev.RetryScheduled() | ev.CallFailed():
+            _record_attempt(event)
+        case ev.BreakerRejected() | ev.BulkheadRejected() | ev.BudgetExhausted():
+            REFUSED.add(1, {"resilient_http.upstream": event.upstream, "reason": event.name})
+
+
+def _record_attempt(event: ev.CallEvent) -> None:
+    upstream = {"resilient_http.upstream": event.upstream}
+    if event.outcome is not None and event.elapsed is not None:
+        attributes: dict[str, Any] = {**upstream, "http.request.method": event.method or ""}
+        if event.outcome.isdigit():
+            attributes["http.response.status_code"] = int(event.outcome)
+        if not event.outcome.isdigit() or int(event.outcome) >= 400:
+            attributes["error.type"] = event.outcome
+        REQUEST_DURATION.record(event.elapsed, attributes)
+    if isinstance(event, ev.CallSucceeded | ev.CallFailed) and event.attempt is not None:
+        CALL_RETRIES.record(event.attempt - 1, upstream)
+        CALL_RETRY_DELAY.record(event.waited, upstream)
+
+
+def _attributes(event: Event) -> dict[str, Any]:
+    """The event's fields as span-event attributes (``None`` left out, names prefixed)."""
+    return {
+        f"resilient_http.{name}": value
+        for name, value in event.fields().items()
+        if name != "event" and isinstance(value, str | int | float | bool)
+    }
