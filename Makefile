@@ -10,7 +10,7 @@ PROXY_PORT ?= 8202
 USERS_REPLICAS ?= 1
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser nginx haproxy bench-front bench-fleet mutation
+	browser nginx haproxy bench-front bench-fleet bench-tracing mutation
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -107,6 +107,12 @@ bench-front: $(VENV)/.bench-installed nginx
 FLEET_BASELINE_REF ?= f2d95fa
 bench-fleet: $(VENV)/.bench-installed haproxy
 	$(BIN)/python -m bench.fleet --baseline-ref $(FLEET_BASELINE_REF)
+	$(BIN)/python -m bench.report
+
+## bench-tracing: what OpenTelemetry costs a healthy call, off / console / OTLP / sampled (~5 min);
+## figures in bench/tracing.json, its section of docs/benchmarks.md
+bench-tracing: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.tracing
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

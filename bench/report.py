@@ -25,6 +25,8 @@ from bench.run import FIGURES, RESULTS, figures
 from bench.slow_users import CHART as SLOW_CHART
 from bench.slow_users import FIGURES as SLOW_FIGURES
 from bench.slow_users import section as slow_users_section
+from bench.tracing import FIGURES as TRACING_FIGURES
+from bench.tracing import section as tracing_section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHART = "benchmark-latency.png"
@@ -359,6 +361,11 @@ def fleet(path: Path, chart_path: Path) -> list[str]:
     return fleet_section(json.loads(path.read_text()), chart_name)
 
 
+def tracing(path: Path) -> list[str]:
+    """What OpenTelemetry costs (``python -m bench.tracing``), if it was run."""
+    return tracing_section(json.loads(path.read_text())) if path.exists() else []
+
+
 def kept_sections(path: Path) -> list[str]:
     """Sections other scripts write into the page (``bench.post_orders``): kept as they are."""
     old = path.read_text() if path.exists() else ""
@@ -401,6 +408,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
     lines += slow_users(docs.parent / "bench" / SLOW_FIGURES.name, docs / SLOW_CHART.name)
     lines += front_door(docs.parent / "bench" / FRONT_FIGURES.name)
     lines += fleet(docs.parent / "bench" / FLEET_FIGURES.name, docs / FLEET_CHART.name)
+    lines += tracing(docs.parent / "bench" / TRACING_FIGURES.name)
     breaker = results.get("breaker_concurrency")
     if breaker:
         lines += [

@@ -22,6 +22,7 @@ variables); with no SDK, the API's no-op spans cost little.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -113,14 +114,16 @@ def call_scope(info: CallInfo) -> Iterator[Span]:
 
 def attempt_hook(info: AttemptInfo, headers: MutableMapping[str, str]) -> Callable[[Outcome], None]:
     """Start the attempt's CLIENT span and put its trace context on the attempt's headers;
-    what it returns ends the span with the outcome."""
-    url = urlsplit(info.url)
+    what it returns ends the span with the outcome. A call that is not sampled makes no
+    span: its context goes on (unsampled), so the upstream does not sample it either."""
+    if not trace.get_current_span().is_recording():
+        propagate.inject(headers)
+        return _not_recorded
     full = f"{info.url}?{urlencode(info.params)}" if info.params else info.url
     attributes: dict[str, Any] = {
         "http.request.method": info.method,
         "url.full": full,
-        "server.address": url.hostname or "",
-        "server.port": url.port or (443 if url.scheme == "https" else 80),
+        **_server(info.url),
         "resilient_http.upstream": info.upstream,
     }
     if info.number > 1:
@@ -140,6 +143,24 @@ def attempt_hook(info: AttemptInfo, headers: MutableMapping[str, str]) -> Callab
         span.end()
 
     return heard
+
+
+def _not_recorded(outcome: Outcome) -> None:
+    """The end of an attempt no span records."""
+
+
+@functools.lru_cache(maxsize=256)
+def _server(url: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` of a host's URL (a few hosts, many calls)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return {"server.address": parts.hostname or "", "server.port": port}
+
+
+def sdk_installed() -> bool:
+    """Has the application installed an SDK (a real provider, not the API's proxy)? If
+    not, ``resilient_http.registry`` wires none of this: a call costs what it did."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def record_event(event: Event) -> None:

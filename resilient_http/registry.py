@@ -31,15 +31,25 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def traced() -> bool:
+    """OpenTelemetry is installed and the application has set its SDK up (without one,
+    its no-op spans would still cost each call; see docs/benchmarks.md)."""
+    if not installed("opentelemetry"):
+        return False
+    from .otel import sdk_installed
+
+    return sdk_installed()
+
+
 def listeners() -> tuple[Listener, ...]:
-    """The log line, the live state and, if their libraries are installed, Prometheus
-    metrics and OpenTelemetry span events and metrics."""
+    """The log line, the live state and, if their libraries are there, Prometheus metrics
+    and OpenTelemetry span events and metrics."""
     found: tuple[Listener, ...] = (log_event, RECORDER)
     if installed("prometheus_client"):
         from .metrics import record_event
 
         found += (record_event,)
-    if installed("opentelemetry"):
+    if traced():
         from . import otel
 
         found += (otel.record_event,)
@@ -48,8 +58,8 @@ def listeners() -> tuple[Listener, ...]:
 
 def build(config: UpstreamConfig) -> RetryManager:
     """A ``RetryManager`` wired to Django's side: request IDs forwarded, the live page's
-    row for each call and, with ``opentelemetry-api``, a span per call and per attempt."""
-    if not installed("opentelemetry"):
+    row for each call and, with an OpenTelemetry SDK, a span per call and per attempt."""
+    if not traced():
         return RetryManager(
             config, listeners=listeners(), scopes=(RECORDER.scope,), headers=forwarded_headers
         )

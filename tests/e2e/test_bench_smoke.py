@@ -143,3 +143,16 @@ def test_fleet_bench_runs_through_haproxy_and_a_listed_fleet_and_renders():
     assert "## Several Users replicas" in page
     assert "| new code, HAProxy tcp | 503 on every request |" in page
     assert '"latency"' not in json.dumps(results)
+
+
+def test_tracing_bench_measures_every_variant_and_renders():
+    """Each variant answered every request and the section renders; no timing judged."""
+    from bench import tracing
+
+    results = tracing.run(tracing.SMOKE, smoke=True)
+    assert set(results["client"]) == set(tracing.CLIENT_VARIANTS)
+    assert all(row["calls"] == tracing.SMOKE.client_calls for row in results["client"].values())
+    assert set(results["rows"]) == {"off", "console", "otlp", "otlp_sampled"}
+    assert all(row["throughput_rps"] > 0 for row in results["rows"].values())
+    assert results["spans_received"] > 0  # the OTLP variants did export
+    assert "| one trace in ten, OTLP/HTTP |" in "\n".join(tracing.section(results))
