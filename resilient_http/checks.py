@@ -5,13 +5,15 @@ start-up, not met at the first call (``E`` errors stop ``runserver`` and ``migra
     resilient_http.E002  an upstream's name is not a lowercase identifier
     resilient_http.E003  an entry has a key that is not an ``UpstreamConfig`` field
     resilient_http.E004  an entry's values are refused by ``UpstreamConfig``
-    resilient_http.W001  DRF answers an ``UpstreamError`` with a 500 (its handler is not ours)
+    resilient_http.W001  DRF (installed) answers an ``UpstreamError`` with a 500 (its handler
+                         is not ours)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import re
 from typing import Any
 
@@ -41,9 +43,14 @@ def check_upstreams(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
 
 def _entry(name: object, entry: dict[str, Any]) -> list[CheckMessage]:
     if not isinstance(name, str) or not NAME.match(name) or entry.get("name", name) != name:
+        why = (
+            "its 'name' differs"
+            if isinstance(name, str) and NAME.match(name)
+            else ("not a lowercase identifier")
+        )
         return [
             Error(
-                f"UPSTREAMS: {name!r} is not a lowercase identifier (or its 'name' differs).",
+                f"UPSTREAMS: {name!r}: {why}.",
                 hint="It names the problem codes (payments_timeout) and the metrics' label.",
                 id="resilient_http.E002",
             )
@@ -68,7 +75,7 @@ def _entry(name: object, entry: dict[str, Any]) -> list[CheckMessage]:
 
 @register(Tags.compatibility)
 def check_exception_handler(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    if "rest_framework" not in settings.INSTALLED_APPS:
+    if importlib.util.find_spec("rest_framework") is None:
         return []
     handler = getattr(settings, "REST_FRAMEWORK", {}).get("EXCEPTION_HANDLER")
     if handler == HANDLER or not getattr(settings, "UPSTREAMS", None):

@@ -254,6 +254,9 @@ class RetryManager:
         raises an ``UpstreamError`` subclass otherwise. ``deadline`` (a caller's, tighter
         than the configured one) bounds everything, the body included.
         """
+        if not path.startswith("/") or path.startswith("//"):
+            # "@other-host/x" or "//other-host/x" glued to the base URL would go elsewhere.
+            raise ValueError(f"path must start with a single '/': {path!r}")
         sent = CaseInsensitiveDict(self._headers() if self._headers else {})
         sent.update(headers or {})
         request = Request(method.upper(), path, params, sent, json_body)

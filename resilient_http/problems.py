@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 UPSTREAM_PROBLEMS: dict[str, tuple[int, str]] = {
     CircuitOpen.kind: (
         503,
-        "The {service} service is failing; Orders is not calling it for a while.",
+        "The {service} service is failing; it is not being called for a while.",
     ),
     UpstreamOverloaded.kind: (
         503,

@@ -345,3 +345,10 @@ def test_breaker_events_name_the_upstream_and_the_cause(mocked, make_manager, ev
         manager.get("/users/1")
     opened = next(e for e in events if e.name == ev.BREAKER_OPENED)
     assert (opened.upstream, opened.cause) == ("users", "1 consecutive failures")
+
+
+@pytest.mark.parametrize("path", ["users/1", "@evil.test/x", "//evil.test/x", ""])
+def test_a_path_that_could_leave_the_upstream_is_refused(make_manager, path):
+    """Glued to the base URL, "@host/x" or "//host/x" would send the call elsewhere."""
+    with pytest.raises(ValueError, match="single '/'"):
+        make_manager().get(path)
