@@ -129,6 +129,7 @@ class UpstreamConfig:
     hosts, so one slow host cannot take every place; unlimited with one host)."""
 
     def __post_init__(self) -> None:
+        self._check_types()
         try:
             split_hosts(self.base_url)
         except ValueError as exc:
@@ -168,6 +169,24 @@ class UpstreamConfig:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise ValueError(f"upstream {self.name!r}: out of range: {values}")
 
+    def _check_types(self) -> None:
+        """Each field of the type it is declared with (settings are hand-written: ``"3"``
+        for a deadline, ``"false"`` for a flag); a list of statuses becomes a frozenset."""
+        statuses = self.retry_statuses
+        if isinstance(statuses, list | tuple | set):
+            object.__setattr__(self, "retry_statuses", frozenset(statuses))
+        for field in fields(self):
+            value = getattr(self, field.name)
+            want = _TYPES[field.type]  # type: ignore[index]
+            wrong = isinstance(value, bool) and want is not bool  # True is an int in Python
+            if wrong or not isinstance(value, want):
+                raise ValueError(
+                    f"upstream {self.name!r}: {field.name} must be {_NAMES[field.type]};"  # type: ignore[index]
+                    f" got {value!r}"
+                )
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in self.retry_statuses):
+            raise ValueError(f"upstream {self.name!r}: retry_statuses must be HTTP statuses")
+
     @property
     def hosts(self) -> tuple[str, ...]:
         """The base URLs of the hosts that serve this upstream (one or more)."""
@@ -181,6 +200,23 @@ class UpstreamConfig:
         if len(self.hosts) == 1:
             return 2**31  # the bulkhead limits calls; one host takes every attempt
         return max(1, math.ceil(self.max_concurrency / 2))
+
+
+#: The declared type of each field (annotations are strings here), what ``isinstance`` takes.
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str,
+    "float": (int, float),
+    "int": int,
+    "bool": bool,
+    "frozenset[int]": frozenset,
+}
+_NAMES = {
+    "str": "a string",
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "True or False",
+    "frozenset[int]": "a set of HTTP statuses",
+}
 
 
 def default(name: str) -> Any:

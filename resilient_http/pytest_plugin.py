@@ -16,18 +16,32 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from .testing import is_testing, set_testing
 
 #: An answer: a status, or (status, body) or (status, body, headers); a body that is not
 #: ``bytes`` is sent as JSON.
-Answer = int | tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
+Reply = int | tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class Slow:
+    """``Slow(2.0, 200)``: the answer after ``seconds`` (a read timeout, a deadline, a
+    hedge to test); the server thread waits, the others go on."""
+
+    seconds: float
+    answer: Reply
+
+
+Answer = Reply | Slow
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,11 @@ class UpstreamServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(0.05,),
+            daemon=True,  # quick to stop
+        )
         self._thread.start()
 
     @property
@@ -64,6 +82,9 @@ class UpstreamServer:
         with self._lock:
             self.requests.append(received)
             answer = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
+        if isinstance(answer, Slow):
+            time.sleep(answer.seconds)
+            answer = answer.answer
         if isinstance(answer, int):
             answer = (answer, None)
         status, body = answer[0], answer[1]
@@ -91,7 +112,10 @@ def _handler(server: UpstreamServer) -> type[BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             received = Received(
-                self.command, self.path, dict(self.headers), self.rfile.read(length)
+                self.command,
+                self.path,
+                CaseInsensitiveDict(self.headers.items()),
+                self.rfile.read(length),
             )
             status, body, headers = server.next_answer(received)
             self.send_response(status)

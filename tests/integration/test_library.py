@@ -63,3 +63,15 @@ def test_the_last_scripted_answer_repeats(settings, upstream_server, resilient_t
     assert len(upstream_server.requests) == 3
     with pytest.raises(CircuitOpen):
         upstream("payments").get("/x")
+
+
+def test_a_slow_answer_times_the_attempt_out(settings, upstream_server, resilient_testing):
+    """``Slow`` scripts what a timeout test needs: the first attempt outlives its read
+    timeout, the retry is answered at once."""
+    from resilient_http.pytest_plugin import Slow
+
+    upstream_server.script(Slow(1.0, 200), (200, {"id": 7}))
+    settings.UPSTREAMS = {"payments": {"base_url": upstream_server.url, "read_timeout": 0.2}}
+    response = upstream("payments").get("/charges/7")
+    assert [a.outcome for a in response.history] == ["read_timeout", "200"]
+    assert upstream_server.requests[0].headers["x-request-timeout-ms"]  # any case

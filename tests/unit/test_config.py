@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from resilient_http import UpstreamConfig, policy
@@ -54,3 +56,26 @@ def test_retries_on_post_and_patch_need_an_idempotency_key():
         assert not policy.may_repeat(method, idempotency_key=False)
         assert policy.may_repeat(method, idempotency_key=True)
     assert policy.may_repeat("GET", idempotency_key=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("deadline", "3", "deadline must be a number; got '3'"),
+        ("breaker", "false", "breaker must be True or False; got 'false'"),
+        ("retries", 2.5, "retries must be a whole number; got 2.5"),
+        ("retries", True, "retries must be a whole number; got True"),
+        ("retry_statuses", "502,503", "retry_statuses must be a set of HTTP statuses"),
+        ("retry_statuses", ["502"], "retry_statuses must be HTTP statuses"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_by_name(field, value, said):
+    """Hand-written settings: a string for a number or a flag is a mistake, not a value."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        UpstreamConfig(name="payments", base_url="http://a:1", **{field: value})
+
+
+def test_a_list_of_statuses_is_taken_as_a_set():
+    config = UpstreamConfig(name="payments", base_url="http://a:1", retry_statuses=[502, 503])
+    assert config.retry_statuses == frozenset({502, 503})
+    assert hash(config)  # still a frozen value
