@@ -9,6 +9,8 @@ the class. ``fields()`` is the same facts for machines: the JSON log and ``extra
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -219,7 +221,55 @@ def describe(event: Event) -> str:
     return event.describe()
 
 
+class QuietRefusals:
+    """Calls refused without being sent (open breaker, full bulkhead) are logged once per
+    ``window`` seconds per upstream and kind, the line saying how many more there were; the
+    rest are counted, and a breaker that half-opens or closes says how many it refused
+    since. An outage at 1,000 requests a second writes a line every 10 s, not 1,000 (the
+    metrics still count each refusal)."""
+
+    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: (upstream, event name) -> (when its last line was written, refusals since).
+        self._since: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def line(self, event: Event) -> str | None:
+        """The line to log for this refusal now, or ``None``: counted for a later line."""
+        key, now = (event.upstream, event.name), self._clock()
+        with self._lock:
+            last, count = self._since.get(key, (None, 0))
+            if last is not None and now - last < self.window:
+                self._since[key] = (last, count + 1)
+                return None
+            self._since[key] = (now, 0)
+        if not count:
+            return event.describe()
+        return f"{event.describe()} ({count} more refused in the {now - last:.0f} s before)"
+
+    def flush(self, upstream: str) -> list[str]:
+        """Lines for the refusals not yet told of, when ``upstream``'s breaker moves on."""
+        with self._lock:
+            keys = [key for key in self._since if key[0] == upstream]
+            counts = [(key[1], self._since.pop(key)[1]) for key in keys]
+        return [f"{upstream} {name}: {n} more refused" for name, n in counts if n]
+
+
+#: The default listener's (``log_event``).
+REFUSALS = QuietRefusals()
+
+
 def log_event(event: Event) -> None:
-    """Default listener: a log line per event, its fields under ``extra`` for structured logs."""
-    if logger.isEnabledFor(event.level):  # formatting costs more than the rest of a call
-        logger.log(event.level, event.describe(), extra=event.fields())
+    """Default listener: a log line per event, its fields under ``extra`` for structured
+    logs; refusals summed (``QuietRefusals``)."""
+    if not logger.isEnabledFor(event.level):  # formatting costs more than the rest of a call
+        return
+    line: str | None = event.describe()
+    if isinstance(event, BreakerRejected | BulkheadRejected):
+        line = REFUSALS.line(event)
+    elif isinstance(event, BreakerHalfOpen | BreakerClosed):
+        for told in REFUSALS.flush(event.upstream):
+            logger.warning(told, extra={"event": "refusals", "upstream": event.upstream})
+    if line is not None:
+        logger.log(event.level, line, extra=event.fields())

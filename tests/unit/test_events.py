@@ -109,3 +109,29 @@ def test_the_default_listener_logs_one_line_with_the_fields(caplog):
     assert record.getMessage() == "users GET /users/1 attempt 1/5: 200 in 4 ms"
     assert record.event == ev.CALL_SUCCEEDED
     assert record.outcome == "200"
+
+
+def test_an_outage_logs_a_line_per_window_not_per_refusal(caplog, monkeypatch, clock):
+    """1,000 refusals in 5 s: one line; the next window's first says how many it hid; the
+    breaker closing tells the rest. Each is still an event (the metrics count them all)."""
+    monkeypatch.setattr(ev, "REFUSALS", ev.QuietRefusals(window=10, clock=clock))
+    refused = ev.make(ev.BREAKER_REJECTED, "users", method="GET", path="/users/1")
+    ev.logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="resilient_http"):
+            for _ in range(1000):
+                log_event(refused)
+                clock.advance(0.005)
+            clock.advance(5.1)  # over 10 s since the first line
+            for _ in range(3):
+                log_event(refused)
+            log_event(ev.make(ev.BREAKER_CLOSED, "users", cause="probe succeeded"))
+    finally:
+        ev.logger.removeHandler(caplog.handler)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        refused.describe(),
+        f"{refused.describe()} (999 more refused in the 10 s before)",
+        "users breaker_rejected: 2 more refused",
+        ev.make(ev.BREAKER_CLOSED, "users", cause="probe succeeded").describe(),
+    ]
