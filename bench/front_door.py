@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -236,21 +235,14 @@ def healthy_rows(urls: dict[str, str], sizes: Sizes) -> dict[str, dict[str, Any]
 
 @contextlib.contextmanager
 def stacks(tmp: Path) -> Iterator[dict[str, Stack]]:
-    """Both variants side by side, each on its own copy of one migrated SQLite database,
-    even when ``E2E_DATABASE_URL`` names a shared one: four gunicorn processes of 32 threads
-    on one PostgreSQL hold more connections than its default ``max_connections`` (100)."""
+    """Both variants side by side, each on its own copy of one migrated SQLite database
+    (``shared=False``: even when ``E2E_DATABASE_URL`` names a shared one)."""
     template = migrated_sqlite(tmp)
     started: dict[str, Stack] = {}
     try:
         for variant in VARIANTS:
-            database = tmp / variant / "front.sqlite3"
-            shutil.copyfile(template, database)
             started[variant] = Stack(
-                tmp / variant,
-                {},
-                "gunicorn",
-                database_url=f"sqlite:///{database}",
-                front=variant == "nginx",
+                tmp / variant, {}, "gunicorn", template, front=variant == "nginx", shared=False
             )
         yield started
     finally:

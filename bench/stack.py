@@ -364,7 +364,9 @@ class Stack:
 
     The database is ``database_url`` or ``E2E_DATABASE_URL`` if set (migrated, any fault
     cleared), else a copy of ``template`` (from ``migrated_sqlite``), else a new SQLite file
-    in ``tmp``. ``proxy`` puts the fault proxy between Orders and Users. ``orders_app``
+    in ``tmp``; ``shared=False`` ignores ``E2E_DATABASE_URL`` (stacks run side by side, each
+    on its own copy: four 32-thread gunicorns on one PostgreSQL outrun its 100 connections).
+    ``proxy`` puts the fault proxy between Orders and Users. ``orders_app``
     serves Orders from that module instead (``bench.tutorial_wsgi``: the tutorial's client).
     ``front`` (gunicorn only) puts ``make serve``'s nginx in front of each service:
     ``users_url`` and ``orders_url`` are then nginx's, ``users.url`` and ``orders.url``
@@ -382,11 +384,12 @@ class Stack:
         database_url: str | None = None,
         orders_app: str | None = None,
         front: bool = False,
+        shared: bool = True,
     ) -> None:
         if front and (server != "gunicorn" or proxy):
             raise ValueError("the front server is make serve's: gunicorn, no fault proxy")
         self.root, self.orders_app, self.tmp = root, orders_app, tmp
-        shared_url = database_url or os.environ.get("E2E_DATABASE_URL")
+        shared_url = database_url or (os.environ.get("E2E_DATABASE_URL") if shared else None)
         sqlite = tmp / "stack.sqlite3"
         self.env = {**base_env(), "DATABASE_URL": shared_url or f"sqlite:///{sqlite}"}
         if template is not None and not shared_url:

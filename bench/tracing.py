@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from typing import Any
 import requests
 
 from bench.otlp_receiver import Receiver
-from bench.run import machine, percentile, warm
+from bench.run import machine, percentile, sequential, warm
 from bench.stack import (
     ROOT,
     Stack,
@@ -150,19 +149,6 @@ def environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def sequential(url: str, n: int) -> list[float]:
-    """Seconds per request, one after another on one kept-alive connection."""
-    times = []
-    with requests.Session() as session:
-        for _ in range(n):
-            started = time.perf_counter()
-            response = session.get(url, timeout=30)
-            times.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                raise RuntimeError(f"{url}: {response.status_code}")
-    return times
-
-
 def closed_loop(url: str, callers: int, seconds: float) -> float:
     """Requests answered 200 per second by ``callers`` back-to-back callers."""
     ends = time.monotonic() + seconds
@@ -190,12 +176,8 @@ def stacks(tmp: Path, receiver: str) -> Iterator[dict[str, Stack]]:
         for name, env in variants(receiver).items():
             directory = tmp / name
             directory.mkdir()
-            database = directory / "tracing.sqlite3"
-            shutil.copyfile(template, database)
             with environ(env):
-                started[name] = Stack(
-                    directory, {}, "gunicorn", database_url=f"sqlite:///{database}"
-                )
+                started[name] = Stack(directory, {}, "gunicorn", template, shared=False)
         yield started
     finally:
         for stack in started.values():

@@ -181,9 +181,10 @@ def _record_attempt(event: ev.CallEvent) -> None:
     upstream = {"resilient_http.upstream": event.upstream}
     if event.outcome is not None and event.elapsed is not None:
         attributes: dict[str, Any] = {**upstream, "http.request.method": event.method or ""}
-        if event.outcome.isdigit():
-            attributes["http.response.status_code"] = int(event.outcome)
-        if not event.outcome.isdigit() or int(event.outcome) >= 400:
+        status = int(event.outcome) if event.outcome.isdigit() else None
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if status is None or status >= 400:
             attributes["error.type"] = event.outcome
         REQUEST_DURATION.record(event.elapsed, attributes)
     if isinstance(event, ev.CallSucceeded | ev.CallFailed) and event.attempt is not None:

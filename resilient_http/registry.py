@@ -41,15 +41,15 @@ def traced() -> bool:
     return sdk_installed()
 
 
-def listeners() -> tuple[Listener, ...]:
+def listeners(tracing: bool) -> tuple[Listener, ...]:
     """The log line, the live state and, if their libraries are there, Prometheus metrics
-    and OpenTelemetry span events and metrics."""
+    and (``tracing``) OpenTelemetry span events and metrics."""
     found: tuple[Listener, ...] = (log_event, RECORDER)
     if installed("prometheus_client"):
         from .metrics import record_event
 
         found += (record_event,)
-    if traced():
+    if tracing:
         from . import otel
 
         found += (otel.record_event,)
@@ -61,14 +61,14 @@ def build(config: UpstreamConfig) -> RetryManager:
     row for each call and, with an OpenTelemetry SDK, a span per call and per attempt."""
     if not traced():
         return RetryManager(
-            config, listeners=listeners(), scopes=(RECORDER.scope,), headers=forwarded_headers
+            config, listeners=listeners(False), scopes=(RECORDER.scope,), headers=forwarded_headers
         )
     from . import otel
 
     RECORDER.trace_id = current_trace_id
     return RetryManager(
         config,
-        listeners=listeners(),
+        listeners=listeners(True),
         scopes=(otel.call_scope, RECORDER.scope),  # the span first: the row names its trace
         headers=forwarded_headers,
         on_attempt=otel.attempt_hook,
