@@ -70,7 +70,7 @@ def test_a_slow_answer_times_the_attempt_out(settings, upstream_server, resilien
     timeout, the retry is answered at once."""
     from resilient_http.pytest_plugin import Slow
 
-    upstream_server.script(Slow(1.0, 200), (200, {"id": 7}))
+    upstream_server.script(Slow(30, 200), (200, {"id": 7}))  # long past any timeout
     settings.UPSTREAMS = {"payments": {"base_url": upstream_server.url, "read_timeout": 0.2}}
     response = upstream("payments").get("/charges/7")
     assert [a.outcome for a in response.history] == ["read_timeout", "200"]
