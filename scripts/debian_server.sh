@@ -25,4 +25,7 @@ if [ -z "$found" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$name" >/dev/null
   found=/usr/sbin/$name
 fi
-"$found" -v 2>&1 | head -1
+# The first line of the version banner. Not `| head -1`: head exits after one line, the
+# program's later writes then die of SIGPIPE, and pipefail turns that into a failed target.
+version=$("$found" -v 2>&1)
+echo "${version%%$'\n'*}"

@@ -13,10 +13,10 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1; then
 fi
 
 version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
-if ! pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "$version main"; then
+if ! pg_lsclusters -h | awk '{print $1, $2}' | grep -x "$version main" >/dev/null; then
   pg_createcluster "$version" main >/dev/null
 fi
-if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}' | grep -qx online; then
+if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}' | grep -x online >/dev/null; then
   pg_ctlcluster "$version" main start
 fi
 
@@ -33,7 +33,7 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
-if ! su postgres -c "psql -qtA -d postgres -c \"SELECT 1 FROM pg_database WHERE datname = '$DB'\"" | grep -q 1; then
+if ! su postgres -c "psql -qtA -d postgres -c \"SELECT 1 FROM pg_database WHERE datname = '$DB'\"" | grep -x 1 >/dev/null; then
   su postgres -c "createdb -O $ROLE $DB"
 fi
 echo "PostgreSQL $version ready: postgres://$ROLE:***@127.0.0.1:5432/$DB"
