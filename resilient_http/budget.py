@@ -17,7 +17,7 @@ import time
 
 from .config import default
 from .deadline import Clock
-from .window import SlidingCount
+from .window import SlidingCount, Tally
 
 
 class RetryBudget:
@@ -34,18 +34,24 @@ class RetryBudget:
         self.ratio = ratio
         self.floor = min_per_second * window
         self.window = window
+        self._clock = clock
         self._requests = SlidingCount(window, clock)  # first attempts
+        self._tallied = Tally(self._requests)  # of which not yet folded in (no lock)
         self._retries = SlidingCount(window, clock)  # taken, net of refunds
         self._lock = threading.Lock()
 
     def record_request(self) -> None:
-        """A first attempt went out: it earns ``ratio`` of a retry."""
-        with self._lock:
-            self._requests.add()
+        """A first attempt went out: it earns ``ratio`` of a retry. Every call does this,
+        so it takes no lock (``Tally``); what reads the count folds it in first."""
+        self._tallied.add(self._clock())
+        if self._tallied.full:
+            with self._lock:
+                self._tallied.fold()
 
     def try_acquire(self) -> bool:
         """Take one retry from the budget; ``False``, and nothing taken, when it is spent."""
         with self._lock:
+            self._tallied.fold()
             if self._retries.total() + 1 > self.floor + self.ratio * self._requests.total():
                 return False
             self._retries.add()
@@ -66,4 +72,5 @@ class RetryBudget:
         """(first attempts, retries net of refunds) in the window: the budget's own
         bookkeeping, which the resilience page shows as it is."""
         with self._lock:
+            self._tallied.fold()
             return self._requests.total(), self._retries.total()

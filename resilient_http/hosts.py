@@ -25,6 +25,12 @@ must cost the caller nothing, so, as Envoy, gRPC and Finagle do it on the client
 - **Attempts in flight per host** are capped (``per_host_limit``): a slow host cannot take
   every place of the bulkhead from the healthy ones.
 
+A healthy attempt takes no lock (as the breaker's quick successes): with one host, ``pick``
+is a dict insert; ``done`` pops the lease and tallies the latency sample, folded into the
+average under the lock before the average is read (a ``pick`` among several hosts, the
+page) or every ``FOLD_EVERY`` samples. A failed, slow or rate-limited attempt, or one on a
+host with a streak or an ejection history, is judged at once under the lock.
+
 The loop tells ``done`` nothing of an attempt that says nothing about the host's health
 (a hedge that lost, a timeout or a 504 its caller's own tighter deadline caused): a caller
 must not be able to eject a replica for everybody.
@@ -43,6 +49,7 @@ from urllib.parse import urlsplit
 from .config import UpstreamConfig
 from .deadline import Clock
 from .outcome import Outcome
+from .window import FOLD_EVERY
 
 #: Seconds over which the latency average forgets a sample. Finagle's default is 10 s;
 #: here 1 s, so a replica that was slow for 1.5 s is tried again about 5 s later, not 50:
@@ -73,6 +80,8 @@ class Host:
     healthy_since: float = 0.0  # for taking one off the multiplier per healthy base period
     ejections: int = 0
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
+    #: Healthy latency samples (seconds, when) taken without the lock, not yet observed.
+    quick: deque[tuple[float, float]] = field(default_factory=deque)
 
     def latency(self, now: float) -> float:
         """The latency average, decayed to ``now``."""
@@ -92,12 +101,18 @@ class Host:
 
     def observe(self, seconds: float, now: float) -> None:
         """A new latency sample: a slower one is taken at once, a faster one averaged in."""
+        now = max(now, self.stamp)  # a tallied sample may be older than the last one
         if seconds >= self.latency(now):
             self.cost = seconds
         else:
             weight = math.exp(-(now - self.stamp) / DECAY)
             self.cost = self.cost * weight + seconds * (1 - weight)
         self.stamp = now
+
+    def fold(self) -> None:
+        """Observe the samples tallied without the lock, in order (under the lock)."""
+        while self.quick:
+            self.observe(*self.quick.popleft())
 
     def observe_at_least(self, seconds: float, now: float) -> None:
         """No answer after ``seconds`` (cancelled, or cut by its caller): a lower bound of
@@ -136,6 +151,10 @@ class HostSet:
         self.several = len(self.hosts) > 1
         #: Attempts in flight per host at most (with one host, the bulkhead's cap is enough).
         self.limit = config.per_host_limit
+        #: The one host, if there is one and no cap per host (the bulkhead's is enough).
+        self._only = (
+            self.hosts[0] if len(self.hosts) == 1 and not config.host_max_concurrency else None
+        )
         self._round_robin = config.balancer == "round_robin"
         self._threshold = config.outlier_consecutive_failures
         self._base = config.outlier_base_ejection
@@ -153,11 +172,17 @@ class HostSet:
     def pick(self, tried: Collection[Host] = ()) -> Lease | None:
         """A place on the best host for the next attempt, preferring one not in ``tried``;
         ``None`` when every host in rotation has ``limit`` attempts in flight."""
+        if self._only is not None:  # nothing to choose, never ejected, no cap: no lock
+            now = self._clock()
+            lease = Lease(self._only, now)
+            lease.host.pending[lease] = None  # one atomic step
+            return lease
         returned: list[Host] = []
         with self._lock:
             now = self._clock()
             ready = []
             for host in self.hosts:
+                host.fold()
                 if host.ejected_until:
                     if host.out(now):
                         continue
@@ -189,10 +214,18 @@ class HostSet:
         the host's health (cancelled, or cut by its caller's own deadline): its place is
         freed, and the time it went unanswered still bounds the host's latency from below.
         A lease already given back is ignored."""
+        now, host = self._clock(), lease.host
+        if outcome is not None and self._quick(host, outcome, now - lease.started):
+            if host.pending.pop(lease, host) is not host:  # (not given back already)
+                host.recent.append(outcome.label)
+                host.quick.append((now - lease.started, now))
+                if len(host.quick) >= FOLD_EVERY:
+                    with self._lock:
+                        host.fold()
+            return
         ejected = None
         with self._lock:
-            now = self._clock()
-            host = lease.host
+            host.fold()
             if host.pending.pop(lease, host) is host:
                 return
             if outcome is None:
@@ -206,6 +239,8 @@ class HostSet:
         """Each host's state, for the resilience page."""
         with self._lock:
             now = self._clock()
+            for host in self.hosts:
+                host.fold()
             return [
                 {
                     "url": host.url,
@@ -234,6 +269,17 @@ class HostSet:
         a, b = hosts[first], hosts[second + (second >= first)]  # skip over ``first``
         # Fewer in flight breaks a tie (two idle hosts, or attempts just started).
         return a if (a.load(now), len(a.pending)) <= (b.load(now), len(b.pending)) else b
+
+    def _quick(self, host: Host, outcome: Outcome, seconds: float) -> bool:
+        """A healthy, quick answer from a host with nothing to undo (no streak, no ejection
+        history): only its latency sample to count, which may wait (``Host.quick``)."""
+        return not (
+            outcome.upstream_failed
+            or outcome.status == TOO_MANY_REQUESTS
+            or (self._slow_call > 0 and seconds >= self._slow_call)
+            or host.consecutive
+            or host.multiplier
+        )
 
     def _judge(self, host: Host, outcome: Outcome, seconds: float, now: float) -> str | None:
         """Count the attempt; the cause if it ejects the host."""

@@ -6,9 +6,9 @@ trailers in loops of its own, each read well inside the timeout, so a server tha
 holds the caller for as long as it likes. OkHttp's ``callTimeout`` (Okio's ``AsyncTimeout``)
 answers with one watchdog thread that shuts the socket when a call's time is up: whatever the
 caller is blocked in (send, status line, headers, chunk framing, body, trailers) returns at
-once. This is that: one daemon thread per process and a heap of deadlines. Arming and
-disarming cost a lock and a heap push; a disarmed deadline is dropped when it reaches the
-top, so the thread wakes once per live deadline, not once per call.
+once. This is that: one daemon thread per process and a heap of deadlines. Arming costs
+a deque append and disarming the guard's own lock; the thread drops disarmed deadlines
+when it meets them, so it wakes about once per live deadline, not once per call.
 
 The guarded transport (``GuardedAdapter``) puts each connection under the current call's
 ``Guard`` when a request starts on it (a context variable carries the guard, so the shared
@@ -22,13 +22,17 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -63,7 +67,7 @@ class Guard:
 
     def __init__(self, expires_at: float, owner: Watchdog | None = None) -> None:
         self.expires_at = expires_at
-        self._owner = owner
+        self._owner = owner  # the watchdog that fires it (None: only a cancel does)
         self.fired = False
         self._done = False
         self._socks: list[socket.socket] = []
@@ -105,12 +109,9 @@ class Guard:
     def disarm(self) -> bool:
         """The exchange is over: stop watching. Returns ``fired``, final from now on."""
         with self._lock:
-            was_done, self._done = self._done, True
+            self._done = True
             self._socks.clear()
-            fired = self.fired
-        if self._owner is not None and not was_done:
-            self._owner._forget()
-        return fired
+            return self.fired
 
     @property
     def done(self) -> bool:
@@ -120,8 +121,15 @@ class Guard:
 class Watchdog:
     """Fires each armed ``Guard`` at its deadline, from one daemon thread.
 
-    The thread starts on the first ``guard()`` and exits after ``idle`` seconds with nothing
+    The thread starts on the first ``arm()`` and exits after ``idle`` seconds with nothing
     armed (and after a fork, the child starts its own). ``clock`` is injectable for tests.
+
+    Arming takes no lock: a guard goes into a ``deque`` (an atomic step), and the thread
+    takes what was armed whenever it wakes. It sleeps until ``_wake_at``; only a guard due
+    before that wakes it (rare: a service's deadlines are mostly alike), or a long queue.
+    Disarming takes only the guard's own lock: the thread drops disarmed guards as it meets
+    them. Two locks per call on a lock the whole process shares made busy threads queue on
+    each other (docs/benchmarks.md, "What a healthy call costs").
     """
 
     def __init__(
@@ -130,12 +138,15 @@ class Watchdog:
         self._clock = clock
         self._idle = idle
         self._name = name
-        self._heap: list[tuple[float, int, Guard]] = []
+        self._armed: deque[Guard] = deque()  # armed since the thread last looked
+        self._heap: list[tuple[float, int, Guard]] = []  # the thread's own
         self._order = itertools.count()
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._stale = 0  # disarmed entries still in the heap (about)
+        #: The thread looks at ``_armed`` by then at the latest (inf: there is no thread).
+        self._wake_at = math.inf
+        self._shortest = math.inf  # the fewest seconds an ``arm`` asked for
+        os.register_at_fork(after_in_child=partial(_forked, weakref.ref(self)))
 
     @contextmanager
     def guard(self, seconds: float) -> Iterator[Guard]:
@@ -143,28 +154,21 @@ class Watchdog:
         with watching(self.arm(seconds)) as guard:
             yield guard
 
-    def _forget(self) -> None:
-        """Compact the heap once most of it is disarmed: at thousands of calls a second,
-        waiting for each entry to reach the top would keep seconds' worth of them."""
-        with self._cond:
-            self._stale += 1
-            if self._stale > 1024 and 2 * self._stale > len(self._heap):
-                self._heap = [entry for entry in self._heap if not entry[2].done]
-                heapq.heapify(self._heap)
-                self._stale = 0
-
     def arm(self, seconds: float) -> Guard:
         """A guard that fires in ``seconds``; enter it with ``watching`` where the I/O runs."""
         guard = Guard(self._clock() + seconds, self)
+        self._shortest = min(self._shortest, seconds)  # a hint: a race only costs a wake-up
+        self._armed.append(guard)
+        # Appended before ``_wake_at`` is read here, and the thread writes it before it
+        # looks at ``_armed``: so either the thread sees this guard or this sees its time.
+        if guard.expires_at >= self._wake_at and len(self._armed) < _LOOK_EVERY:
+            return guard
         with self._cond:
-            if self._pid != os.getpid():  # forked: the parent's thread does not exist here
-                self._pid, self._thread, self._heap = os.getpid(), None, []
-            heapq.heappush(self._heap, (guard.expires_at, next(self._order), guard))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._wake_at = -math.inf  # it looks at once
                 self._thread.start()
-            elif self._heap[0][2] is guard:
-                self._cond.notify()  # a new earliest deadline: wake up sooner
+            self._cond.notify()
         return guard
 
     @property
@@ -173,26 +177,70 @@ class Watchdog:
             return self._thread is not None
 
     def _run(self) -> None:
-        while True:
-            due: list[Guard] = []
-            with self._cond:
-                while self._heap and self._heap[0][2].done:
-                    heapq.heappop(self._heap)  # disarmed: nothing to do
-                    self._stale = max(0, self._stale - 1)
-                if not self._heap:
-                    self._cond.wait(self._idle)
-                    if not self._heap:
-                        self._thread = None
+        idle_since: float | None = None
+        with self._cond:
+            while True:
+                now = self._clock()
+                took, due = self._look(now)
+                if due:
+                    self._cond.release()  # shutting sockets is a system call each
+                    try:
+                        for guard in due:
+                            guard.fire()
+                    finally:
+                        self._cond.acquire()
+                    continue
+                if took or self._heap:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= self._idle:
+                    self._wake_at, self._thread = math.inf, None  # now every arm wakes
+                    if not self._armed:  # (one armed meanwhile may have seen the old time)
                         return
+                    self._wake_at, self._thread = -math.inf, threading.current_thread()
                     continue
-                wait = self._heap[0][0] - self._clock()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                while self._heap and self._heap[0][0] <= self._clock():
-                    due.append(heapq.heappop(self._heap)[2])
-            for guard in due:  # outside the lock: shutting sockets is a system call each
-                guard.fire()
+                # Until the earliest deadline; with none, for as long as the shortest call
+                # ever asked for, so calls like the last ones arm without waking it.
+                wake_at = self._heap[0][0] if self._heap else now + min(self._shortest, self._idle)
+                self._wake_at = wake_at
+                if not self._armed:  # else armed before it could see ``_wake_at``: look
+                    self._cond.wait(max(0.0, wake_at - self._clock()))
+
+    def _look(self, now: float) -> tuple[bool, list[Guard]]:
+        """Take in what was armed and drop what was disarmed: (anything armed since the
+        last look?, the guards due by ``now``)."""
+        took = bool(self._armed)
+        while self._armed:
+            guard = self._armed.popleft()
+            if not guard.done:
+                heapq.heappush(self._heap, (guard.expires_at, next(self._order), guard))
+        if len(self._heap) > _LOOK_EVERY:  # mostly disarmed by now: keep the live ones
+            self._heap = [entry for entry in self._heap if not entry[2].done]
+            heapq.heapify(self._heap)
+        due = []
+        while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+            guard = heapq.heappop(self._heap)[2]
+            if not guard.done:
+                due.append(guard)
+        return took, due
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread does not exist here."""
+        self._cond = threading.Condition(threading.Lock())
+        self._thread, self._wake_at = None, math.inf
+        self._armed.clear()
+        self._heap = []
+
+
+#: Guards armed without waking the watchdog thread, at most, before it must take them in.
+_LOOK_EVERY = 1024
+
+
+def _forked(ref: weakref.ref[Watchdog]) -> None:
+    watchdog = ref()
+    if watchdog is not None:
+        watchdog._after_fork()
 
 
 @contextmanager

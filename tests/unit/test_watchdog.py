@@ -7,6 +7,7 @@ observable state under a generous outer timeout, never a bet on how fast a threa
 from __future__ import annotations
 
 import math
+import os
 import socket
 import threading
 import time
@@ -122,7 +123,7 @@ def test_disarmed_deadlines_do_not_pile_up():
     for _ in range(10_000):
         with watchdog.guard(60):
             pass
-    assert len(watchdog._heap) <= 2 * 1024 + 2
+    assert len(watchdog._heap) + len(watchdog._armed) <= 2 * 1024 + 2
 
 
 def _cpu_ticks(thread: threading.Thread) -> int:
@@ -145,12 +146,40 @@ def test_the_thread_sleeps_while_it_waits():
 
 
 def test_a_forked_child_starts_its_own_thread():
-    """After fork the parent's thread does not exist in the child: arming starts a new one."""
+    """After fork the parent's thread does not exist in the child: arming starts a new one
+    there (a real fork, as gunicorn's workers are made)."""
     watchdog = Watchdog(name="forked-watchdog-test")
-    watchdog._thread = threading.Thread()  # as the child sees it: set, never running here
-    watchdog._pid = -1  # another process's
-    guard = watchdog.arm(0.01)
-    assert eventually(lambda: guard.fired)
+    parents = watchdog.arm(60)  # the parent's thread runs, waiting for it
+    assert watchdog.running
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 if its guard fires
+        guard = watchdog.arm(0.01)
+        os._exit(0 if eventually(lambda: guard.fired) else 1)
+    _, status = os.waitpid(pid, 0)
+    parents.disarm()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_guard_armed_while_the_thread_sleeps_behind_a_later_one_fires_in_time():
+    """Arming takes no lock, so the thread learns of a guard only when it wakes: one due
+    before that must wake it (many arms from many threads, a few of them short)."""
+    watchdog = Watchdog()
+    far = watchdog.arm(60)
+    shorts: list[Guard] = []
+
+    def arm_many(k: int) -> None:
+        for i in range(2000):
+            guard = watchdog.arm(0.05 if i % 500 == k else 30)
+            (shorts.append(guard) if i % 500 == k else guard.disarm())
+
+    threads = [threading.Thread(target=arm_many, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(shorts) == 16
+    assert eventually(lambda: all(g.fired for g in shorts))
+    far.disarm()
 
 
 def test_firing_at_a_socket_its_owner_closed_is_harmless(pair):
