@@ -164,6 +164,8 @@ class Watchdog:
         if guard.expires_at >= self._wake_at and len(self._armed) < _LOOK_EVERY:
             return guard
         with self._cond:
+            if len(self._armed) >= _LOOK_EVERY:  # the thread is slow to look: do its part
+                self._take_in()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._wake_at = -math.inf  # it looks at once
@@ -211,6 +213,16 @@ class Watchdog:
         """Take in what was armed and drop what was disarmed: (anything armed since the
         last look?, the guards due by ``now``)."""
         took = bool(self._armed)
+        self._take_in()
+        due = []
+        while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+            guard = heapq.heappop(self._heap)[2]
+            if not guard.done:
+                due.append(guard)
+        return took, due
+
+    def _take_in(self) -> None:
+        """Move what was armed into the heap, dropping the disarmed (under the lock)."""
         while self._armed:
             guard = self._armed.popleft()
             if not guard.done:
@@ -218,12 +230,6 @@ class Watchdog:
         if len(self._heap) > _LOOK_EVERY:  # mostly disarmed by now: keep the live ones
             self._heap = [entry for entry in self._heap if not entry[2].done]
             heapq.heapify(self._heap)
-        due = []
-        while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
-            guard = heapq.heappop(self._heap)[2]
-            if not guard.done:
-                due.append(guard)
-        return took, due
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's thread does not exist here."""
