@@ -6,18 +6,25 @@ is no second retry layer to multiply attempts), reads the whole body under a siz
 runs under a ``Guard``: the watchdog shuts the socket when the attempt's time is up,
 whatever phase the exchange is in. Failures come back as the ``Outcome``'s ``error``; only
 bugs (a bad URL, bad arguments) raise.
+
+An attempt goes to the session's adapter as a request prepared here (``prepare``), not
+through ``Session.request``: that merges cookies, proxies, auth and hooks on every call,
+which a service call does not use, and cost more than the rest of the layer together
+(docs/benchmarks.md, "What a healthy call costs"). The bytes sent are the same.
 """
 
 from __future__ import annotations
 
 import http.client
 import http.cookiejar
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
@@ -37,6 +44,10 @@ from .watchdog import Guard, GuardedAdapter, Watchdog, watching
 #: Request header carrying the caller's time left, in whole milliseconds, so the upstream
 #: can stop working for a caller that has given up (like gRPC's ``grpc-timeout``).
 DEADLINE_HEADER = "X-Request-Timeout-Ms"
+
+#: A path ``requests`` sends as it is: nothing to quote, and no dot segment (``/./``,
+#: ``/../``) for urllib3 to remove (a path with ``/.`` anywhere takes the long way).
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,7 @@ class Transport:
         self.config = config
         self.session = session or new_session(config.pool_maxsize, len(config.hosts))
         self._watchdog = watchdog
+        self._prefixes = {url: _prefix(url) for url in config.hosts}
 
     def arm(self, seconds: float) -> Guard:
         """A guard for one attempt: the watchdog fires it in ``seconds``; a hedged call
@@ -103,7 +115,7 @@ class Transport:
             return Outcome(error="deadline_exceeded")
         request.headers[DEADLINE_HEADER] = str(int(left * 1000))
         with watching(guard):
-            outcome, response = self._exchange(request, base_url + request.path, left)
+            outcome, response = self._exchange(request, base_url, left)
         if response is not None:
             if guard.fired or outcome.error is not None or _failed(outcome.status):
                 # Cut or half-read: this connection never goes back to the pool. Nor does
@@ -119,25 +131,55 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
+    def prepare(self, request: Request, base_url: str) -> requests.PreparedRequest:
+        """What ``Session.request`` would send for ``request`` at ``base_url``: the
+        session's headers under the call's (``None`` removes one), each checked as
+        requests checks it (no CR or LF: no header injection), the URL quoted and the
+        JSON body encoded by requests' own code. No cookies (a service call is
+        stateless), no auth, no redirects (the loop returns a 3xx as it is)."""
+        prepared = requests.PreparedRequest()
+        prepared.method = request.method
+        prepared.url = self._url(base_url, request.path, request.params)
+        headers = CaseInsensitiveDict(self.session.headers)
+        for name, value in request.headers.items():
+            if value is None:
+                headers.pop(name, None)
+            else:
+                check_header_validity((name, value))
+                headers[name] = value
+        prepared.headers = headers
+        prepared.prepare_body(None, None, request.json_body)
+        return prepared
+
+    def _url(self, base_url: str, path: str, params: Mapping[str, str] | None) -> str:
+        """requests' URL for ``base_url + path`` with ``params``; a plain path is glued
+        to the base URL requests prepared once (its parsing cost most of an attempt)."""
+        prefix = self._prefixes.get(base_url)
+        if prefix is not None and not params and _PLAIN_PATH.fullmatch(path) and "/." not in path:
+            return prefix + path
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(base_url + path, params)
+        return prepared.url  # type: ignore[return-value]  # set by prepare_url
+
     def _exchange(
-        self, request: Request, url: str, left: float
+        self, request: Request, base_url: str, left: float
     ) -> tuple[Outcome, requests.Response | None]:
         cfg = self.config
+        session = self.session
         try:
-            response = self.session.request(
-                request.method,
-                url,
-                params=request.params,
-                headers=request.headers,
-                json=request.json_body,
+            prepared = self.prepare(request, base_url)
+            response = session.get_adapter(prepared.url).send(  # type: ignore[arg-type]
+                prepared,
+                stream=True,
                 # total: the read phase gets only what the connect phase left of ``left``.
                 timeout=Timeout(
                     connect=min(cfg.connect_timeout, left),
                     read=min(cfg.read_timeout, left),
                     total=left,
                 ),
-                stream=True,
-                allow_redirects=False,
+                verify=session.verify,
+                cert=session.cert,
+                proxies=session.proxies,
             )
         except requests.RequestException as exc:
             return Outcome(error=classify(exc)), None
@@ -178,6 +220,13 @@ class Transport:
             body += chunk
             if len(body) > cap:
                 raise _BodyError("body_too_large")
+
+
+def _prefix(base_url: str) -> str:
+    """``base_url`` as requests prepares it, to put a plain path after."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(base_url + "/", None)
+    return prepared.url[:-1]  # type: ignore[index]  # set by prepare_url
 
 
 def _failed(status: int | None) -> bool:
