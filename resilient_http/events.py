@@ -45,6 +45,10 @@ class Event:
     upstream: str
     cause: str | None = None
 
+    def log_level(self) -> int:
+        """The level of this event's log line (its kind's, ``level``)."""
+        return self.level
+
     def fields(self) -> dict[str, object]:
         """The set fields, and ``name`` as ``event`` (``name`` is taken on a ``LogRecord``)."""
         data = {k: v for k, v in asdict(self).items() if v is not None}
@@ -90,6 +94,13 @@ class CallSucceeded(CallEvent):
     level = logging.INFO
     duration: float | None = None  # the whole call
     waited: float = 0.0  # of which backoff sleeps
+
+    def log_level(self) -> int:
+        """INFO once it took more than one attempt (what the layer is for); a first
+        attempt's answer is DEBUG. At INFO, a line for every healthy call cost more than
+        the rest of the call (docs/benchmarks.md, "What a healthy call costs"), and said
+        only what the access log of the request says already."""
+        return self.level if self.attempt != 1 else logging.DEBUG
 
     def describe(self) -> str:
         return self.head()
@@ -263,7 +274,8 @@ REFUSALS = QuietRefusals()
 def log_event(event: Event) -> None:
     """Default listener: a log line per event, its fields under ``extra`` for structured
     logs; refusals summed (``QuietRefusals``)."""
-    if not logger.isEnabledFor(event.level):  # formatting costs more than the rest of a call
+    level = event.log_level()
+    if not logger.isEnabledFor(level):  # formatting costs more than the rest of a call
         return
     line: str | None = event.describe()
     if isinstance(event, BreakerRejected | BulkheadRejected):
@@ -272,4 +284,4 @@ def log_event(event: Event) -> None:
         for told in REFUSALS.flush(event.upstream):
             logger.warning(told, extra={"event": "refusals", "upstream": event.upstream})
     if line is not None:
-        logger.log(event.level, line, extra=event.fields())
+        logger.log(level, line, extra=event.fields())

@@ -111,3 +111,40 @@ def test_each_kind_reads_as_its_line(event, line):
     """The kinds ``test_events`` does not read back, line by line."""
     assert event.describe() == line
     assert event.fields()["event"] == event.name
+
+
+@pytest.mark.parametrize(("attempt", "level"), [(1, "DEBUG"), (2, "INFO"), (None, "INFO")])
+def test_a_first_attempts_answer_is_logged_at_debug_a_retried_ones_at_info(attempt, level):
+    """A line per healthy call at INFO cost more than the call (docs/benchmarks.md); the
+    line that says the retries worked stays at INFO."""
+    import logging
+
+    event = ev.CallSucceeded(upstream="users", attempt=attempt, max_attempts=5, outcome="200")
+    assert event.log_level() == getattr(logging, level)
+
+
+def test_the_log_listener_writes_a_first_attempts_answer_only_at_debug(caplog):
+    import logging
+
+    event = ev.CallSucceeded(
+        upstream="users",
+        method="GET",
+        path="/users/1",
+        attempt=1,
+        max_attempts=5,
+        outcome="200",
+        elapsed=0.003,
+    )
+    ev.logger.addHandler(caplog.handler)  # the project's logging config does not propagate
+    try:
+        with caplog.at_level(logging.INFO, logger="resilient_http"):
+            ev.log_event(event)
+        assert not caplog.records
+        with caplog.at_level(logging.DEBUG, logger="resilient_http"):
+            ev.log_event(event)
+    finally:
+        ev.logger.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records] == [
+        "users GET /users/1 attempt 1/5: 200 in 3 ms"
+    ]
+    assert caplog.records[0].levelno == logging.DEBUG

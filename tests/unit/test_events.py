@@ -96,7 +96,7 @@ def test_a_rejected_call_names_what_was_not_sent(mocked, make_manager, events):
 
 
 def test_the_default_listener_logs_one_line_with_the_fields(caplog):
-    event = ev.make(ev.CALL_SUCCEEDED, "users", attempt=1, max_attempts=5, method="GET",
+    event = ev.make(ev.CALL_SUCCEEDED, "users", attempt=2, max_attempts=5, method="GET",
                      path="/users/1", outcome="200", elapsed=0.004, duration=0.004)  # fmt: skip
     ev.logger.addHandler(caplog.handler)  # the project's logging config does not propagate
     try:
@@ -106,7 +106,7 @@ def test_the_default_listener_logs_one_line_with_the_fields(caplog):
         ev.logger.removeHandler(caplog.handler)
     (record,) = caplog.records
     assert record.levelno == logging.INFO
-    assert record.getMessage() == "users GET /users/1 attempt 1/5: 200 in 4 ms"
+    assert record.getMessage() == "users GET /users/1 attempt 2/5: 200 in 4 ms"
     assert record.event == ev.CALL_SUCCEEDED
     assert record.outcome == "200"
 
