@@ -257,8 +257,9 @@ class RetryManager:
         if not path.startswith("/") or path.startswith("//"):
             # "@other-host/x" or "//other-host/x" glued to the base URL would go elsewhere.
             raise ValueError(f"path must start with a single '/': {path!r}")
-        sent = CaseInsensitiveDict(self._headers() if self._headers else {})
-        sent.update(headers or {})
+        sent = CaseInsensitiveDict(self._headers() if self._headers else None)
+        if headers:
+            sent.update(headers)
         request = Request(method.upper(), path, params, sent, json_body)
         binding, own = self.deadlines(deadline)
         if not self._scopes:
@@ -328,9 +329,9 @@ class RetryManager:
             elapsed = self._clock() - tried.started
             call.retry = call.retry.sent(tried.sent, cut=tried.cut)
             decision = self._decide(call, tried)
-            facts = self._attempt_facts(call, tried, elapsed)
             if decision.kind is Kind.ANSWER:
-                return self._answer(call, tried, elapsed, facts)
+                return self._answer(call, tried, elapsed)
+            facts = self._attempt_facts(call, tried, elapsed)
             wait = decision.wait if decision.kind is Kind.RETRY else None
             _add(call.history, Attempt(tried.number, tried.outcome.label, elapsed, wait))
             if decision.kind is Kind.GIVE_UP:
@@ -369,14 +370,16 @@ class RetryManager:
             self.budget.refund()
             self._give_up(call, tried, decision.give_up(OPENED_MEANWHILE), facts)
 
-    def _answer(self, call: _Call, tried: _Tried, elapsed: float, facts: Facts) -> UpstreamResponse:
+    def _answer(self, call: _Call, tried: _Tried, elapsed: float) -> UpstreamResponse:
         outcome = tried.outcome
         _add(call.history, Attempt(tried.number, outcome.label, elapsed))
         if tried.number > 1 and not tried.hedge:
             self.budget.refund()  # a retry that worked was not wasted load; a hedge that
             # won still added load, and hedges must stay within the budget
-        duration, waited = self._clock() - call.started, _waited(call.history)
-        self._emit(events.CallSucceeded(**facts, duration=duration, waited=waited))
+        if self._listeners:  # (the event is not built for nobody: this is every call)
+            facts = self._attempt_facts(call, tried, elapsed)
+            duration, waited = self._clock() - call.started, _waited(call.history)
+            self._emit(events.CallSucceeded(**facts, duration=duration, waited=waited))
         return UpstreamResponse(
             outcome.status or 0, outcome.headers, outcome.content, tuple(call.history)
         )

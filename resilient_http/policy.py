@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .outcome import CONNECT_ERRORS, READ_ERRORS, TIMEOUTS, Outcome
 
@@ -219,8 +219,14 @@ class RetryState:
 
     def sent(self, attempts: int = 1, *, cut: int = 0) -> RetryState:
         """After ``attempts`` more went out, ``cut`` of them hedges cut before they ended."""
-        return replace(
-            self, attempts=self.attempts + attempts, failures=self.failures + attempts - cut
+        return RetryState(  # not ``dataclasses.replace``: this runs on every call
+            self.method,
+            self.keyed,
+            self.retries,
+            self.retry_statuses,
+            self.min_attempt,
+            self.attempts + attempts,
+            self.failures + attempts - cut,
         )
 
     def next(
