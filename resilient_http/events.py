@@ -277,11 +277,13 @@ def log_event(event: Event) -> None:
     level = event.log_level()
     if not logger.isEnabledFor(level):  # formatting costs more than the rest of a call
         return
-    line: str | None = event.describe()
+    line: str | None
     if isinstance(event, BreakerRejected | BulkheadRejected):
         line = REFUSALS.line(event)
-    elif isinstance(event, BreakerHalfOpen | BreakerClosed):
-        for told in REFUSALS.flush(event.upstream):
-            logger.warning(told, extra={"event": "refusals", "upstream": event.upstream})
+    else:
+        line = event.describe()
+        if isinstance(event, BreakerHalfOpen | BreakerClosed):
+            for told in REFUSALS.flush(event.upstream):
+                logger.warning(told, extra={"event": "refusals", "upstream": event.upstream})
     if line is not None:
         logger.log(level, line, extra=event.fields())

@@ -257,26 +257,38 @@ class RetryManager:
         if not path.startswith("/") or path.startswith("//"):
             # "@other-host/x" or "//other-host/x" glued to the base URL would go elsewhere.
             raise ValueError(f"path must start with a single '/': {path!r}")
-        sent = CaseInsensitiveDict(self._headers() if self._headers else None)
-        if headers:
-            sent.update(headers)
-        request = Request(method.upper(), path, params, sent, json_body)
+        method = method.upper()
         binding, own = self.deadlines(deadline)
+        # Admission first, the request after: an open breaker refuses at once (an outage
+        # may bring a hundred thousand refusals a second).
+        call = partial(self._call, method, path, binding, own, binding is deadline)
         if not self._scopes:
-            return self._call(request, binding, own, binding is deadline)
-        info = CallInfo(self.config.name, request.method, path, binding.remaining())
+            return call(params, headers, json_body)
+        info = CallInfo(self.config.name, method, path, binding.remaining())
         with contextlib.ExitStack() as scopes:
             for scope in self._scopes:
                 scopes.enter_context(scope(info))
-            return self._call(request, binding, own, binding is deadline)
+            return call(params, headers, json_body)
 
     def _call(
-        self, request: Request, binding: Deadline, own: Deadline, tighter: bool
+        self,
+        method: str,
+        path: str,
+        binding: Deadline,
+        own: Deadline,
+        tighter: bool,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
     ) -> UpstreamResponse:
-        permit = self._admit(request)
+        permit = self._admit(method, path)
         # The breaker sees what the caller sees: one outcome per call, after the retries.
         healthy: bool | None = None  # a bug (not an UpstreamError) says nothing
         try:
+            sent = CaseInsensitiveDict(self._headers() if self._headers else None)
+            if headers:
+                sent.update(headers)
+            request = Request(method, path, params, sent, json_body)
             response = self._run(self._start(request, binding, own, tighter, permit))
             healthy = True
             return response
@@ -286,15 +298,20 @@ class RetryManager:
         finally:
             self.admission.leave(permit, healthy)
 
-    def _admit(self, request: Request) -> Permit:
+    def _admit(self, method: str, path: str) -> Permit:
         try:
             return self.admission.enter()
         except (CircuitOpen, UpstreamOverloaded) as refused:
-            facts = {"upstream": self.config.name, "method": request.method, "path": request.path}
+            if not self._listeners:
+                raise
+            name = self.config.name
             if isinstance(refused, UpstreamOverloaded):
-                self._emit(events.BulkheadRejected(**facts, cause=refused.reason))
+                cause = refused.reason
+                self._emit(
+                    events.BulkheadRejected(upstream=name, method=method, path=path, cause=cause)
+                )
             else:
-                self._emit(events.BreakerRejected(**facts))
+                self._emit(events.BreakerRejected(upstream=name, method=method, path=path))
             raise
 
     def deadlines(self, callers: Deadline | None = None) -> tuple[Deadline, Deadline]:
