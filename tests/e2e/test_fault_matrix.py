@@ -130,8 +130,11 @@ ROWS = [
         attempts=(2, 3)),  # read, never forwarded: Users never sees it
     Row("truncate at 0 bytes", fault("truncate", "--bytes", "0"), 503, "users_unavailable",
         (5, 5), WITHIN_DEADLINE, count_arrivals=True, attempts=(5, 5)),
+    # 20 bytes: a status line and half a header. urllib3 only warns about that: the attempt
+    # is a 200 with no body, logged at DEBUG as a first attempt's answer is (so no line
+    # here), and Orders' contract check turns the empty answer into a 502. Not retried.
     Row("truncate in the headers (20 B)", fault("truncate", "--bytes", "20"), 502,
-        "users_bad_response", (1, 1), 1.0, count_arrivals=True, attempts=(1, 1)),
+        "users_bad_response", (1, 1), 1.0, count_arrivals=True, attempts=(0, 0)),
     # The status line and headers dripped byte by byte: each read is quick, so only the
     # call timeout (the watchdog) can end it, at the deadline.
     Row("slow-bytes, 100 B/s", fault("slow-bytes", "--bytes-per-second", "100"), 504,
