@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
 import importlib.util
 import io
 import json
@@ -686,11 +687,14 @@ def plan(smoke: bool) -> Plan:
 
 
 def library() -> dict[str, str]:
-    """Which ``resilient_http`` was measured: where it was imported from, and its commit
-    (``+`` if its files differ from that commit)."""
+    """Which ``resilient_http`` is measured: where it was imported from, its commit (``+``:
+    its files differ from it) and a hash of its files as they are now (a working copy)."""
     where = Path(resilient_http.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(where.glob("*.py")):
+        digest.update(path.read_bytes())
+    found = {"path": str(where), "files_sha256": digest.hexdigest()[:12]}
     git = ["git", "--no-optional-locks", "-C", str(where)]
-    found = {"path": str(where)}
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         head = subprocess.run(
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -703,7 +707,7 @@ def library() -> dict[str, str]:
 
 
 def run(sizes: Sizes, *, smoke: bool) -> dict[str, Any]:
-    started, load_before = time.monotonic(), os.getloadavg()
+    started, load_before, tree = time.monotonic(), os.getloadavg(), library()
     chosen = plan(smoke)
     counted = django_ready()
     scaling_peers = chosen.pick(names=SCALING_CLIENTS)
@@ -724,7 +728,7 @@ def run(sizes: Sizes, *, smoke: bool) -> dict[str, Any]:
     return {
         "machine": machine() | {"load_average": [load_before, os.getloadavg()]},
         "peers": {name: installed_version(name) for name in PEER_PACKAGES},
-        "library": library(),
+        "library": tree,
         "smoke": smoke,
         "missing_peers": chosen.missing,
         "sizes": asdict(sizes),
@@ -840,6 +844,7 @@ def section(f: dict[str, Any], chart: str | None = CHART.name) -> list[str]:
         "client first in turn), medians of"
         f" {sizes['rounds']} rounds (`make bench-overhead`, figures in `bench/overhead.json`).",
         f"`resilient_http` from `{lib['path']}` at {lib.get('commit', 'an unknown commit')}"
+        f" (files {lib['files_sha256']})"
         f"; measured {m['date']} on {m['cpus']} CPUs, load average {load[0][0]:.1f} before",
         f"and {load[1][0]:.1f} after. The project's logger is at INFO throughout (Django's",
         "logging config, its handlers writing to `os.devnull`); OpenTelemetry's SDK is off.",
@@ -948,8 +953,11 @@ def chart(f: dict[str, Any], path: Path) -> bool:
     for offset, threads, color in ((-0.2, "1", "tab:blue"), (0.2, "8", "tab:orange")):
         values = [f["socket"][n]["vs_raw"][threads] for n in names]
         ys = [i + offset for i in range(len(names))]
-        left.barh(ys, values, height=0.4, color=color, label=f"{threads} thread(s)")
+        left.barh(
+            ys, values, height=0.4, color=color, label=f"{threads} thread{'s' * (threads != '1')}"
+        )
     left.axvline(1.0, color="0.3", linewidth=0.8)
+    left.set_xlim(0, 1.45 * max(max(r["vs_raw"].values()) for r in f["socket"].values()))
     left.set_yticks(range(len(names)), names, fontsize=8)
     left.invert_yaxis()
     left.set_xlabel("calls/s vs raw, same round (over a socket)")
@@ -958,9 +966,9 @@ def chart(f: dict[str, Any], path: Path) -> bool:
     names = list(layer)
     colors = ["tab:green" if n.startswith("project") else "0.55" for n in names]
     right.barh(range(len(names)), [layer[n]["layer_us"] for n in names], color=colors)
-    for limit, label in ((8, "8 µs: no listeners"), (15, "15 µs: Django-wired")):
-        right.axvline(limit, color="tab:red", linestyle="--", linewidth=0.8)
-        right.text(limit, len(names) - 0.4, f" {label}", color="tab:red", fontsize=7)
+    for limit, style, label in ((8, "--", "no listeners"), (15, ":", "Django-wired")):
+        right.axvline(limit, color="tab:red", linestyle=style, label=f"target {label}: {limit} µs")
+    right.legend(fontsize=8, loc="lower right")
     right.axvline(0, color="0.3", linewidth=0.8)
     right.set_yticks(range(len(names)), names, fontsize=8)
     right.invert_yaxis()
