@@ -10,7 +10,8 @@ PROXY_PORT ?= 8202
 USERS_REPLICAS ?= 1
 
 .PHONY: setup run serve test test-postgres lint format clean bench bench-smoke bench-orders bench-slow \
-	browser nginx haproxy bench-front bench-fleet bench-tracing mutation
+	browser nginx haproxy bench-front bench-fleet bench-tracing \
+	bench-overhead mutation
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -113,6 +114,14 @@ bench-fleet: $(VENV)/.bench-installed haproxy
 ## figures in bench/tracing.json, its section of docs/benchmarks.md
 bench-tracing: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.tracing
+	$(BIN)/python -m bench.report
+
+## bench-overhead: a healthy call through this library and through its peers (tenacity, stamina,
+## pybreaker, urllib3's Retry, httpx-retries), over a socket and on a canned transport; threads,
+## open-breaker refusals, allocations (~8 min); figures in bench/overhead.json, chart
+## docs/overhead.png, its section of docs/benchmarks.md
+bench-overhead: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.report
 
 ## bench-smoke: the benchmark machinery in seconds (CI runs it inside `make test`)

@@ -19,6 +19,9 @@ from bench.fleet import FIGURES as FLEET_FIGURES
 from bench.fleet import section as fleet_section
 from bench.front_door import FIGURES as FRONT_FIGURES
 from bench.front_door import section as front_door_section
+from bench.overhead import CHART as OVERHEAD_CHART
+from bench.overhead import FIGURES as OVERHEAD_FIGURES
+from bench.overhead import section as overhead_section
 from bench.post_orders import BEGIN as POST_BEGIN
 from bench.post_orders import END as POST_END
 from bench.run import FIGURES, RESULTS, figures
@@ -366,6 +369,14 @@ def tracing(path: Path) -> list[str]:
     return tracing_section(json.loads(path.read_text())) if path.exists() else []
 
 
+def overhead(path: Path, chart_path: Path) -> list[str]:
+    """A healthy call against its peers (``python -m bench.overhead``), if it was run."""
+    if not path.exists():
+        return []
+    chart_name = chart_path.name if chart_path.exists() else None
+    return overhead_section(json.loads(path.read_text()), chart_name)
+
+
 def kept_sections(path: Path) -> list[str]:
     """Sections other scripts write into the page (``bench.post_orders``): kept as they are."""
     old = path.read_text() if path.exists() else ""
@@ -409,6 +420,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
     lines += front_door(docs.parent / "bench" / FRONT_FIGURES.name)
     lines += fleet(docs.parent / "bench" / FLEET_FIGURES.name, docs / FLEET_CHART.name)
     lines += tracing(docs.parent / "bench" / TRACING_FIGURES.name)
+    lines += overhead(docs.parent / "bench" / OVERHEAD_FIGURES.name, docs / OVERHEAD_CHART.name)
     breaker = results.get("breaker_concurrency")
     if breaker:
         lines += [

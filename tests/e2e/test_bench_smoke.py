@@ -156,3 +156,40 @@ def test_tracing_bench_measures_every_variant_and_renders():
     assert all(row["throughput_rps"] > 0 for row in results["rows"].values())
     assert results["spans_received"] > 0  # the OTLP variants did export
     assert "| one trace in ten, OTLP/HTTP |" in "\n".join(tracing.section(results))
+
+
+def test_overhead_bench_measures_every_section_with_the_peers_installed(tmp_path):
+    """``python -m bench.overhead --smoke``: every section measured for every client whose
+    library is installed (requirements-bench.txt; `make test` installs only the dev ones),
+    the rest listed as missing; the section renders. Timing is not judged."""
+    import os
+    import subprocess
+    import sys
+
+    from bench import overhead
+
+    out = tmp_path / "overhead.json"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    subprocess.run(
+        [sys.executable, "-m", "bench.overhead", "--smoke", "--out", str(out)],
+        cwd=overhead.ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=100,
+    )
+    f = json.loads(out.read_text())
+    present = [p.name for p in overhead.PEERS if overhead.installed(p)]
+    assert f["smoke"] is True
+    assert f["missing_peers"] == [p.name for p in overhead.PEERS if p.name not in present]
+    assert set(f["socket"]) == {p.name for p in overhead.PEERS if p.socket and p.name in present}
+    assert set(f["canned"]) == {p.name for p in overhead.PEERS if p.canned and p.name in present}
+    for transport in ("canned", "socket"):
+        assert set(f["scaling"][transport]) == set(overhead.SCALING_CLIENTS) & set(present)
+    assert set(f["refusals"]) == {"project-bare", "project", "project-django"}
+    assert f["refusals"]["project-django"]["prometheus_counted"] > 0
+    assert f["allocations"]["project_peak_bytes"] > 0
+    assert f["growth"]["calls"] == overhead.SMOKE.growth_calls - overhead.SMOKE.growth_warmup
+    page = "\n".join(report.overhead(out, tmp_path / "none.png"))
+    assert "## A healthy call against its peers" in page
+    assert "| refusals/s, open breaker, project-django |" in page
