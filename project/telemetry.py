@@ -7,13 +7,16 @@
 and the rest of the exporter's own variables, ``OTEL_PROPAGATORS`` (default
 ``tracecontext,baggage``), ``OTEL_SDK_DISABLED``.
 
-One choice differs from the SDK's: with no ``OTEL_TRACES_EXPORTER`` (or ``_METRICS_``)
-nothing is exported, for ``make run`` and ``make serve`` alike, where the SDK would send
+Two choices differ from the SDK's, for ``make run`` and ``make serve`` alike. With no
+``OTEL_TRACES_EXPORTER`` (or ``_METRICS_``) nothing is exported, where the SDK would send
 OTLP to localhost:4318 and log a failure every few seconds on a machine with no collector.
-Spans are still made and sampled: their trace IDs are in the log lines and on the live
-page, and ``OTEL_TRACES_EXPORTER=console`` (or ``otlp`` with a collector) shows them with no
-code change. Django's server spans come from its instrumentation; the client's, from
-``resilient_http.otel``.
+And with no trace exporter (and no ``OTEL_TRACES_SAMPLER``), a trace this service starts is
+not recorded, nobody would read it, and with no metric exporter there is no metrics SDK:
+recording both cost a healthy call about 80 µs (docs/benchmarks.md, "What a healthy call
+costs"). Every request still gets a trace ID, in its log lines and on the live page; a
+caller that samples its trace is still followed, and its context passed on. Naming an
+exporter (``console``, or ``otlp`` with a collector) turns it all on, with no code change.
+Django's server spans come from its instrumentation; the client's, from ``resilient_http.otel``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 
 #: Requests not worth a span: probes, scrapes, and the live page polling twice a second.
 EXCLUDED_URLS = "healthz,readyz,metrics,resilience/"
@@ -50,18 +54,29 @@ def configure(service: str) -> bool:
         )
     name = os.environ.get("OTEL_SERVICE_NAME") or service
     resource = Resource.create({"service.name": name})
-    tracer_provider = TracerProvider(resource=resource)
-    for processor in span_processors(exporters("OTEL_TRACES_EXPORTER")):
+    processors = span_processors(exporters("OTEL_TRACES_EXPORTER"))
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler(bool(processors)))
+    for processor in processors:
         tracer_provider.add_span_processor(processor)
     trace.set_tracer_provider(tracer_provider)
     readers = metric_readers(exporters("OTEL_METRICS_EXPORTER"))
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    if readers:  # else the API's no-op meters: nothing would read what they record
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
     excluded = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", EXCLUDED_URLS)
     # The stable HTTP conventions only (the client spans' names), not the old ones too:
     # building the old http.url, the instrumentation raises on a path a test client sends.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     DjangoInstrumentor().instrument(excluded_urls=excluded)
     return True
+
+
+def sampler(exporting: bool) -> Sampler | None:
+    """The sampler: the SDK's (``OTEL_TRACES_SAMPLER``, ``None`` here) when traces are
+    exported or a sampler is named; else record no trace this service starts, and follow
+    a caller's decision (trace IDs are minted either way)."""
+    if exporting or os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    return ParentBased(root=ALWAYS_OFF)
 
 
 def exporters(variable: str) -> list[str]:
