@@ -4,11 +4,15 @@ Fed by the same resilience events as the logs and the metrics (``CallRecorder`` 
 listener), plus a wrapper around each call (``CallRecorder.call``) for what no event says:
 when a call started, its deadline, and so how many calls are in flight. Memory is bounded:
 the last ``size`` calls per upstream and the last ``transitions`` breaker changes, in
-ring buffers; everything behind one lock, never held while a call runs.
+ring buffers.
 
 Events come from the thread that makes the call (the manager emits them synchronously), so
-attempts are grouped into calls by thread. A call made without the wrapper (the benchmarks'
-own manager, say) still shows: it starts at its first attempt's event.
+attempts are grouped into calls by thread, and a call's row is written by its own thread
+only. So no lock: rows go into a ``deque`` and a dict keyed by thread, each step atomic, and
+the page's ``snapshot`` copies what it reads (a row caught mid-update shows the moment
+before or after). A lock taken three times per call made busy threads queue on each other
+(docs/benchmarks.md, "What a healthy call costs"). A call made without the wrapper (the
+benchmarks' own manager, say) still shows: it starts at its first attempt's event.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class CallRecord:
             "result": self.result,
             "cause": self.cause,
             "notes": list(self.notes),
-            "attempts": [
+            "attempts": [  # a copy first: its own thread may add one meanwhile
                 {
                     "number": a.number,
                     "outcome": a.outcome,
@@ -93,7 +97,7 @@ class CallRecord:
                     "wait": None if a.wait is None else round(a.wait, 4),
                     "host": a.host,
                 }
-                for a in self.attempts.values()
+                for a in list(self.attempts.values())
             ],
         }
 
@@ -102,11 +106,11 @@ class CallRecord:
 class _Upstream:
     calls: deque[CallRecord]
     transitions: deque[dict[str, Any]]
-    in_flight: int = 0
 
 
 class CallRecorder:
-    """Thread-safe; one per process (``RECORDER``). ``clock`` is injectable for tests."""
+    """Thread-safe without a lock (the module's docstring); one per process
+    (``RECORDER``). ``clock`` is injectable for tests."""
 
     def __init__(
         self,
@@ -123,7 +127,6 @@ class CallRecorder:
         self._wall = wall
         #: The current trace's ID (``resilient_http.request_id.current_trace_id``).
         self.trace_id = trace_id
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._upstreams: dict[str, _Upstream] = {}
         self._open: dict[tuple[int, str], CallRecord] = {}  # (thread, upstream) -> its call
@@ -136,27 +139,22 @@ class CallRecorder:
     ) -> Iterator[None]:
         """Around one call: counts it in flight, and opens its row before any event."""
         key = (threading.get_ident(), upstream)
-        with self._lock:
-            record = self._row(upstream, method, path, self._clock())
-            record.deadline, record.wrapped = deadline, True
-            record.trace_id = self.trace_id()
-            self._open[key] = record
-            self._upstream(upstream).in_flight += 1
+        record = self._row(upstream, method, path, self._clock())
+        record.deadline, record.wrapped = deadline, True
+        record.trace_id = self.trace_id()
+        self._open[key] = record
         try:
             yield
         except BaseException as exc:
-            with self._lock:
-                if record.result is None:  # no event said how it ended: a bug, not an outage
-                    record.result, record.cause = "failed", type(exc).__name__
+            if record.result is None:  # no event said how it ended: a bug, not an outage
+                record.result, record.cause = "failed", type(exc).__name__
             raise
         finally:
-            with self._lock:
-                self._upstream(upstream).in_flight -= 1
-                if self._open.get(key) is record:
-                    del self._open[key]
-                if record.ended is None:
-                    record.ended = self._clock()
-                    record.result = record.result or "succeeded"
+            if self._open.get(key) is record:
+                del self._open[key]
+            if record.ended is None:
+                record.ended = self._clock()
+                record.result = record.result or "succeeded"
 
     def scope(self, info: CallInfo) -> AbstractContextManager[None]:
         """The scope: ``RetryManager(scopes=(RECORDER.scope,))``."""
@@ -166,25 +164,22 @@ class CallRecorder:
         """The listener: ``RetryManager(listeners=(..., RECORDER))``."""
         now = self._clock()
         key = (threading.get_ident(), event.upstream)
-        with self._lock:
-            record = self._open.get(key)
-            match event:
-                case ev.BreakerOpened() | ev.BreakerHalfOpen() | ev.BreakerClosed():
-                    self._transition(event, record)
-                case ev.BreakerRejected() | ev.BulkheadRejected():
-                    record = record or self._start(event, now)  # a call without the wrapper
-                    self._finish(record, key, now, "rejected", REJECTIONS[event.name])
-                case ev.HostEjected() | ev.HostReturned():  # the host panel reads the balancer
-                    if record is not None:
-                        record.notes.append(f"host {event.host} {HOST_EVENTS[event.name]}")
-                case ev.HedgeSent():
-                    if record is not None:
-                        record.hedged = True
-                        record.notes.append(
-                            f"hedge sent after {(event.elapsed or 0) * 1000:.0f} ms"
-                        )
-                case ev.CallEvent():
-                    self._call_event(event, key, record, now)
+        record = self._open.get(key)
+        match event:
+            case ev.BreakerOpened() | ev.BreakerHalfOpen() | ev.BreakerClosed():
+                self._transition(event, record)
+            case ev.BreakerRejected() | ev.BulkheadRejected():
+                record = record or self._start(event, now)  # a call without the wrapper
+                self._finish(record, key, now, "rejected", REJECTIONS[event.name])
+            case ev.HostEjected() | ev.HostReturned():  # the host panel reads the balancer
+                if record is not None:
+                    record.notes.append(f"host {event.host} {HOST_EVENTS[event.name]}")
+            case ev.HedgeSent():
+                if record is not None:
+                    record.hedged = True
+                    record.notes.append(f"hedge sent after {(event.elapsed or 0) * 1000:.0f} ms")
+            case ev.CallEvent():
+                self._call_event(event, key, record, now)
 
     def _transition(self, event: Event, record: CallRecord | None) -> None:
         to = BREAKER_EVENTS[event.name]
@@ -227,31 +222,29 @@ class CallRecorder:
 
     def snapshot(self, upstream: str) -> dict[str, Any]:
         """The upstream's calls (newest first), in-flight count, breaker changes, budget use."""
-        with self._lock:
-            now = self._clock()
-            state = self._upstream(upstream)
-            return {
-                "in_flight": state.in_flight,
-                "calls": [c.as_dict(now) for c in reversed(state.calls)],
-                "transitions": list(reversed(state.transitions)),
-            }
+        now = self._clock()
+        state = self._upstream(upstream)
+        wrapped = list(self._open.values())  # copies (one step each): calls go on meanwhile
+        return {
+            "in_flight": sum(1 for r in wrapped if r.wrapped and r.upstream == upstream),
+            "calls": [c.as_dict(now) for c in reversed(list(state.calls))],
+            "transitions": list(reversed(list(state.transitions))),
+        }
 
     def clear(self) -> None:
         """Forget everything (tests)."""
-        with self._lock:
-            self._upstreams.clear()
-            self._open.clear()
+        self._upstreams.clear()
+        self._open.clear()
 
-    # -- internals (under the lock) --------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------
 
     def _upstream(self, name: str) -> _Upstream:
         state = self._upstreams.get(name)
-        if state is None:
-            state = _Upstream(
-                calls=deque(maxlen=self.size),
-                transitions=deque(maxlen=self._transitions),
+        if state is None:  # two threads may race here: ``setdefault`` keeps the first
+            fresh = _Upstream(
+                calls=deque(maxlen=self.size), transitions=deque(maxlen=self._transitions)
             )
-            self._upstreams[name] = state
+            state = self._upstreams.setdefault(name, fresh)
         return state
 
     def _start(self, event: ev.CallEvent, started: float) -> CallRecord:

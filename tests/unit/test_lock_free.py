@@ -217,3 +217,28 @@ def test_scans_for_slow_calls_while_other_threads_admit_without_the_lock(make_br
     assert breaker.state is State.CLOSED
     assert breaker.counts().successes == THREADS * CALLS  # each once, slow or not
     assert breaker._state.in_flight == breaker._state.overdue == {}
+
+
+def test_the_live_recorder_takes_calls_and_snapshots_from_many_threads(clock):
+    """Rows are written by their own thread only; the page's snapshot copies what it
+    reads while calls go on (iterating a row's attempts as one is added would raise)."""
+    from resilient_http import events as ev
+    from resilient_http.live import CallRecorder
+
+    recorder = CallRecorder(clock=clock)
+
+    def calls(k: int) -> None:
+        for i in range(CALLS // 4):
+            with recorder.call("users", method="GET", path=f"/users/{k}"):
+                for attempt in (1, 2):
+                    kind = ev.RetryScheduled if attempt == 1 else ev.CallSucceeded
+                    facts = {"method": "GET", "path": f"/users/{k}", "outcome": "200"}
+                    recorder(kind(upstream="users", attempt=attempt, max_attempts=5, **facts))
+                    if i % 5 == 0:
+                        recorder.snapshot("users")
+
+    together(calls)
+    state = recorder.snapshot("users")
+    assert state["in_flight"] == 0
+    assert len(state["calls"]) == recorder.size
+    assert all(c["result"] == "succeeded" and len(c["attempts"]) == 2 for c in state["calls"])
