@@ -194,3 +194,18 @@ def _points(reader, *names: str) -> dict[str, list]:
                 if metric.name in found:
                     found[metric.name] += metric.data.data_points
     return found
+
+
+def test_an_unsampled_trace_makes_no_span_and_goes_on_unsampled_to_users(
+    users_upstream, orders_client, spans, resilient_testing
+):
+    """A caller that did not sample its trace: no span here is recorded (the sampler
+    follows the parent, as every ``parentbased_*`` one does), none is even made for the
+    call, yet the trace ID reaches the live page and Users continues the same trace,
+    unsampled (the SDK's in-memory exporter sees no span from either service)."""
+    unsampled = f"00-{TRACE}-00f067aa0ba902b7-00"
+    response = orders_client.get("/orders/", {"user_id": 1}, HTTP_TRACEPARENT=unsampled)
+    assert response.status_code == 200
+    assert spans.get_finished_spans() == ()
+    (row,) = RECORDER.snapshot("users")["calls"][:1]
+    assert row["trace_id"] == TRACE
