@@ -370,7 +370,7 @@ def tracing(path: Path) -> list[str]:
 
 
 def overhead(path: Path, chart_path: Path) -> list[str]:
-    """A healthy call against its peers (``python -m bench.overhead``), if it was run."""
+    """What a healthy call costs, against its peers (``python -m bench.overhead``), if run."""
     if not path.exists():
         return []
     chart_name = chart_path.name if chart_path.exists() else None

@@ -186,10 +186,10 @@ def test_overhead_bench_measures_every_section_with_the_peers_installed(tmp_path
     assert set(f["canned"]) == {p.name for p in overhead.PEERS if p.canned and p.name in present}
     for transport in ("canned", "socket"):
         assert set(f["scaling"][transport]) == set(overhead.SCALING_CLIENTS) & set(present)
-    assert set(f["refusals"]) == {"project-bare", "project", "project-django"}
+    assert set(f["refusals"]) == {"project-bare", "project", "project-django", "project-orders"}
     assert f["refusals"]["project-django"]["prometheus_counted"] > 0
     assert f["allocations"]["project_peak_bytes"] > 0
     assert f["growth"]["calls"] == overhead.SMOKE.growth_calls - overhead.SMOKE.growth_warmup
     page = "\n".join(report.overhead(out, tmp_path / "none.png"))
-    assert "## A healthy call against its peers" in page
+    assert "## What a healthy call costs" in page
     assert "| refusals/s, open breaker, project-django |" in page
