@@ -21,10 +21,8 @@ process started is stopped at exit, on SIGTERM too.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 import threading
@@ -40,7 +38,14 @@ import aiohttp
 
 from bench.hostile import SLOWLORIS, Hostile
 from bench.run import machine, percentile, warm
-from bench.stack import ROOT, Stack, migrated_sqlite, stop_on_signals, wait_until
+from bench.stack import (
+    ROOT,
+    Stack,
+    migrated_sqlite,
+    smoke_or_full,
+    wait_until,
+    write_figures,
+)
 from project.front import CONN_PER_CLIENT, MAX_BODY_BYTES
 
 FIGURES = ROOT / "bench" / "front_door.json"
@@ -330,18 +335,9 @@ def section(results: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds")
-    parser.add_argument("--out", type=Path, help=f"the figures (default {FIGURES.name})")
-    args = parser.parse_args()
-    stop_on_signals()
-    sizes = SMOKE if args.smoke else Sizes()
-    out = args.out or (
-        FIGURES.with_name("out") / "front_door_smoke.json" if args.smoke else FIGURES
-    )
-    results = run(sizes, smoke=args.smoke)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    smoke, out = smoke_or_full(__doc__ or "", FIGURES)
+    results = run(SMOKE if smoke else Sizes(), smoke=smoke)
+    write_figures(out, results)
     print("\n".join(section(results)))
     print(f"wrote {out}")
 

@@ -23,13 +23,11 @@ docs/benchmarks.md (``python -m bench.report``). Every process started is stoppe
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import hashlib
 import importlib.util
 import io
-import json
 import logging
 import math
 import os
@@ -54,7 +52,14 @@ from urllib3.util import Retry
 import resilient_http
 from bench.canned import BODY
 from bench.run import machine
-from bench.stack import ROOT, free_port, refuses, stop_on_signals, wait_until
+from bench.stack import (
+    ROOT,
+    free_port,
+    refuses,
+    smoke_or_full,
+    wait_until,
+    write_figures,
+)
 from resilient_http import CircuitOpen, RetryManager, UpstreamConfig
 from resilient_http.watchdog import GuardedAdapter
 
@@ -1041,16 +1046,9 @@ def chart(f: dict[str, Any], path: Path) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds")
-    parser.add_argument("--out", type=Path, help=f"the figures (default {FIGURES.name})")
-    args = parser.parse_args()
-    stop_on_signals()
-    sizes = SMOKE if args.smoke else Sizes()
-    out = args.out or (FIGURES.with_name("out") / "overhead_smoke.json" if args.smoke else FIGURES)
-    results = run(sizes, smoke=args.smoke)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    smoke, out = smoke_or_full(__doc__ or "", FIGURES)
+    results = run(SMOKE if smoke else Sizes(), smoke=smoke)
+    write_figures(out, results)
     drawn = chart(results, CHART if out == FIGURES else out.with_suffix(".png"))
     print("\n".join(section(results, CHART.name if drawn else None)))
     print(f"wrote {out}")

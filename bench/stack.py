@@ -14,6 +14,7 @@ still running when the interpreter exits (an exception nobody caught, SIGTERM or
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import json
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -513,3 +515,21 @@ class Stack:
                 stopping.callback(service.stop)
             stopping.callback(self.console.close)
             stopping.callback(self.session.close)
+
+
+def smoke_or_full(doc: str, figures: Path) -> tuple[bool, Path]:
+    """The command line of a benchmark with ``--smoke`` and ``--out``: (smoke?, where its
+    figures go: ``--out``, else bench/out/<name>_smoke.json for a smoke run, else
+    ``figures``). Stops every process it starts on SIGTERM and SIGHUP too."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds")
+    parser.add_argument("--out", type=Path, help=f"the figures (default {figures.name})")
+    args = parser.parse_args()
+    stop_on_signals()
+    smoke_out = figures.with_name("out") / f"{figures.stem}_smoke.json"
+    return args.smoke, args.out or (smoke_out if args.smoke else figures)
+
+
+def write_figures(out: Path, results: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")

@@ -22,7 +22,6 @@ bench.report``). Loopback only; every process started is stopped at exit.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -47,8 +46,9 @@ from bench.stack import (
     free_port,
     migrated_sqlite,
     refuses,
-    stop_on_signals,
+    smoke_or_full,
     wait_until,
+    write_figures,
 )
 
 FIGURES = ROOT / "bench" / "tracing.json"
@@ -295,16 +295,9 @@ def section(results: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds")
-    parser.add_argument("--out", type=Path, help=f"the figures (default {FIGURES.name})")
-    args = parser.parse_args()
-    stop_on_signals()
-    sizes = SMOKE if args.smoke else Sizes()
-    out = args.out or (FIGURES.with_name("out") / "tracing_smoke.json" if args.smoke else FIGURES)
-    results = run(sizes, smoke=args.smoke)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    smoke, out = smoke_or_full(__doc__ or "", FIGURES)
+    results = run(SMOKE if smoke else Sizes(), smoke=smoke)
+    write_figures(out, results)
     print("\n".join(section(results)))
     print(f"wrote {out}")
 

@@ -138,7 +138,7 @@ class _Closed:
 
     def allow(self, now: float) -> Permit | Move:
         """A permit; or, if calls still in flight have just made it, the move to open."""
-        self._fold()
+        self.fold()
         move = self._count_overdue(now)
         if move is not None:
             return move
@@ -146,7 +146,7 @@ class _Closed:
 
     def count_quick(self, permit: Permit | None, now: float) -> bool:
         """Count the success of ``permit``'s call without the lock, if it ended in time
-        and was never counted slow: it only adds to the successes, folded in (``_fold``)
+        and was never counted slow: it only adds to the successes, folded in (``fold``)
         under the lock. ``False``: not counted, ``record`` must judge it under the lock.
 
         Taking the permit out of ``in_flight`` is the claim: the scan for slow calls
@@ -160,7 +160,7 @@ class _Closed:
         return True
 
     def record(self, permit: Permit | None, success: bool, now: float) -> Move | None:
-        self._fold()
+        self.fold()
         if not self._current(permit):
             return None
         slow = self._slow(permit, now)
@@ -176,7 +176,7 @@ class _Closed:
 
     def release(self, permit: Permit | None, now: float) -> Move | None:
         """Only a slow call counts, as a slow success, once."""
-        self._fold()
+        self.fold()
         if not self._current(permit) or not self._slow(permit, now):
             return None
         if permit is not None and permit.slow:
@@ -186,10 +186,10 @@ class _Closed:
         return self._streak(bad=True, slow=True)
 
     def counts(self) -> Counts:
-        self._fold()
+        self.fold()
         return Counts(self.successes.total(), self.failures.total(), self.slow.total())
 
-    def _fold(self) -> None:
+    def fold(self) -> None:
         """Count the quick successes tallied since: each one ended a streak of bad calls
         (they all came before what is judged now)."""
         if self.quick.fold():
@@ -408,7 +408,7 @@ class CircuitBreaker:
         if success and type(state) is _Closed and state.count_quick(permit, now):
             if state.quick.full:
                 with self._lock:
-                    state.counts()  # folds the tally
+                    state.fold()
             return
         with self._lock:
             move = self._state.record(permit, success, now)
