@@ -8,10 +8,12 @@ must cost the caller nothing, so, as Envoy, gRPC and Finagle do it on the client
   and decays over ``DECAY`` seconds, times the attempts in flight plus one. An attempt
   still in flight counts as at least as slow as it has been so far, so a replica that
   hangs is avoided before its first timeout. A failed attempt costs at least
-  ``FAILURE_COST``: a replica that fails fast must not draw traffic for looking fast
+  ``BAD_COST``: a replica that fails fast must not draw traffic for looking fast
   (it would, while the cap below keeps it in rotation, or while it fails too rarely to
   be ejected). A slow or failing replica is avoided at once and tried again once its cost
-  has decayed to the others' (a few seconds): that try is how a healed one comes back.
+  has decayed to the others' (about 2.4 s): that try is how a healed one comes back. An
+  answer costs at most ``BAD_COST`` too, so however slow a replica was, it is tried again
+  as soon as one that failed (Finagle's average is uncapped: 1.5 s took 5 s to forget).
   ``round_robin`` is the textbook alternative, kept to measure against.
 - **Outlier detection** (Envoy's ``consecutive_5xx`` and local-origin errors): a host with
   ``outlier_consecutive_failures`` bad attempts in a row (5xx, refused, reset, timed out,
@@ -52,12 +54,13 @@ from .outcome import Outcome
 from .window import FOLD_EVERY
 
 #: Seconds over which the latency average forgets a sample. Finagle's default is 10 s;
-#: here 1 s, so a replica that was slow for 1.5 s is tried again about 5 s later, not 50:
-#: the healed one is back in rotation within an ejection period (docs/benchmarks.md).
-DECAY = 1.0
-#: A failed attempt's cost in seconds of latency, at least: a quarter of a second, which
-#: decays below a healthy replica's 10 ms in about 3 s (``DECAY``).
-FAILURE_COST = 0.25
+#: here 0.75 s, so a bad replica is tried again about 2.4 s after its last answer, not
+#: 30 s: a healed one is back in rotation within an ejection period (docs/benchmarks.md).
+DECAY = 0.75
+#: A bad attempt's cost in seconds of latency: a failure costs at least this, and any
+#: answer at most this (a slower one is bad enough). It decays below a healthy replica's
+#: 10 ms in ``DECAY`` x ln(25), about 2.4 s.
+BAD_COST = 0.25
 #: Outcomes kept per host for the resilience page.
 RECENT = 10
 TOO_MANY_REQUESTS = 429
@@ -100,7 +103,9 @@ class Host:
         return cost * (len(self.pending) + 1)
 
     def observe(self, seconds: float, now: float) -> None:
-        """A new latency sample: a slower one is taken at once, a faster one averaged in."""
+        """A new latency sample: a slower one is taken at once (up to ``BAD_COST``), a
+        faster one averaged in."""
+        seconds = min(seconds, BAD_COST)
         now = max(now, self.stamp)  # a tallied sample may be older than the last one
         if seconds >= self.latency(now):
             self.cost = seconds
@@ -118,6 +123,7 @@ class Host:
         """No answer after ``seconds`` (cancelled, or cut by its caller): a lower bound of
         the latency, so the cost rises to it if lower and never falls. Else a hung host
         whose attempts are all cut or cancelled would keep a cost of 0, the cheapest."""
+        seconds = min(seconds, BAD_COST)
         if seconds > self.latency(now):
             self.cost, self.stamp = seconds, now
 
@@ -288,7 +294,7 @@ class HostSet:
         failed = outcome.upstream_failed
         # A 429 is not a sick host (no ejection), but it is no answer either: it costs.
         costly = failed or outcome.status == TOO_MANY_REQUESTS
-        host.observe(max(seconds, FAILURE_COST) if costly else seconds, now)
+        host.observe(BAD_COST if costly else seconds, now)
         if not (failed or slow):
             host.consecutive = 0
             if host.multiplier and now - host.healthy_since >= self._base:

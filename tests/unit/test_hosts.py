@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
 from resilient_http import UpstreamConfig
-from resilient_http.hosts import HostSet
+from resilient_http.hosts import BAD_COST, DECAY, HostSet
 from resilient_http.outcome import Outcome
 
 OK, FAILED, REFUSED = Outcome(200), Outcome(503), Outcome(error="connect_error")
@@ -81,9 +82,22 @@ def test_a_slow_answer_raises_the_cost_at_once_and_is_forgotten_slowly(make_host
     hosts = make_hosts(2)
     a = hosts.hosts[0]
     attempt(hosts, OK, clock, seconds=1.5, tried=[hosts.hosts[1]])
-    assert a.load(clock()) == pytest.approx(1.5)
-    clock.advance(1)  # one decay period
-    assert a.load(clock()) == pytest.approx(1.5 / 2.718281828, rel=1e-3)
+    assert a.load(clock()) == pytest.approx(BAD_COST)  # at most a failure's cost
+    clock.advance(DECAY)  # one decay period
+    assert a.load(clock()) == pytest.approx(BAD_COST / math.e, rel=1e-3)
+
+
+def test_however_slow_a_host_was_it_is_tried_again_as_soon_as_one_that_failed(make_hosts, clock):
+    """A replica slow by 1.5 s, then healed, is back within seconds: its cost is capped
+    at a failure's, so it is forgotten as fast (uncapped, 1.5 s took 5 s)."""
+    hosts = make_hosts(3, random=draws(0.0, 0.0))  # a against b
+    a, b, c = hosts.hosts
+    attempt(hosts, OK, clock, seconds=1.5, tried=[b, c])  # a: slow
+    attempt(hosts, OK, clock, seconds=0.01, tried=[a, c])  # b: 10 ms
+    assert a.load(clock()) == pytest.approx(BAD_COST, rel=0.05)
+    assert hosts.pick().host is b
+    clock.advance(DECAY * math.log(BAD_COST / 0.01) + 0.05)  # about 2.4 s
+    assert hosts.pick().host is a
 
 
 def test_consecutive_failures_eject_the_host_which_then_gets_nothing(make_hosts, clock):

@@ -195,7 +195,7 @@ def test_a_failure_on_one_host_is_judged_after_the_quick_samples_before_it(clock
     lease = hosts.pick()
     hosts.done(lease, Outcome(503))
     assert not host.quick
-    assert host.latency(clock()) >= 0.25  # FAILURE_COST, taken at once
+    assert host.latency(clock()) >= 0.25  # BAD_COST, taken at once
     assert host.consecutive == 1
 
 
