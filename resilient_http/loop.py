@@ -52,7 +52,7 @@ from .errors import (
 from .events import Event, Listener
 from .hedging import Hedger, Race, Runner
 from .hosts import Host, HostSet, Lease
-from .outcome import TIMEOUTS, Outcome
+from .outcome import Outcome
 from .policy import Decision, Kind, RetryState
 from .testing import is_testing
 from .transport import Request, Transport
@@ -126,8 +126,8 @@ class _Call:
 
     request: Request
     deadline: Deadline  # the one that binds: the configured one or the caller's, if tighter
-    own: Deadline  # the configured one
-    tighter: bool  # the caller's deadline binds
+    configured: Deadline  # the configured one
+    callers_binds: bool  # the caller's deadline is the one that binds
     started: float
     permit: Permit  # the breaker's, paused while the loop sleeps
     retry: RetryState
@@ -141,14 +141,13 @@ class _Call:
 
 @dataclass(frozen=True, slots=True)
 class _Tried:
-    """The attempt that decides: its outcome and number, when it started, the time it had
-    and the configured deadline's time left then (to tell whose deadline cut it)."""
+    """The attempt that decides: its outcome and number, when it started, and whether the
+    caller's own deadline cut it short (``policy.cut_short``)."""
 
     outcome: Outcome
     number: int
     started: float
-    left: float
-    own_left: float
+    cut_short: bool = False
     hedge: bool = False  # sent beside another attempt, not after a failure
     host: Host | None = None
     sent: int = 1  # attempts this round: two for a hedged pair
@@ -156,7 +155,7 @@ class _Tried:
 
 
 #: Before any attempt: no outcome, the whole time.
-_NOTHING_TRIED = _Tried(Outcome(error="deadline_exceeded"), 0, 0.0, 0.0, 0.0)
+_NOTHING_TRIED = _Tried(Outcome(error="deadline_exceeded"), 0, 0.0)
 
 
 class RetryManager:
@@ -258,10 +257,10 @@ class RetryManager:
             # "@other-host/x" or "//other-host/x" glued to the base URL would go elsewhere.
             raise ValueError(f"path must start with a single '/': {path!r}")
         method = method.upper()
-        binding, own = self.deadlines(deadline)
+        binding, configured = self.deadlines(deadline)
         # Admission first, the request after: an open breaker refuses at once (an outage
         # may bring a hundred thousand refusals a second).
-        call = partial(self._call, method, path, binding, own, binding is deadline)
+        call = partial(self._call, method, path, binding, configured, binding is deadline)
         if not self._scopes:
             return call(params, headers, json_body)
         info = CallInfo(self.config.name, method, path, binding.remaining())
@@ -275,8 +274,8 @@ class RetryManager:
         method: str,
         path: str,
         binding: Deadline,
-        own: Deadline,
-        tighter: bool,
+        configured: Deadline,
+        callers_binds: bool,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         json_body: Any,
@@ -289,7 +288,8 @@ class RetryManager:
             if headers:
                 sent.update(headers)
             request = Request(method, path, params, sent, json_body)
-            response = self._run(self._start(request, binding, own, tighter, permit))
+            call = self._start(request, binding, configured, callers_binds, permit)
+            response = self._run(call)
             healthy = True
             return response
         except UpstreamError as exc:
@@ -317,11 +317,17 @@ class RetryManager:
     def deadlines(self, callers: Deadline | None = None) -> tuple[Deadline, Deadline]:
         """(the deadline that binds a call starting now, the configured one): the caller's
         own ``callers`` binds if it is tighter."""
-        own = Deadline.after(self.config.deadline, self._clock)
-        return (own if callers is None else callers.earliest(own.remaining())), own
+        configured = Deadline.after(self.config.deadline, self._clock)
+        binding = configured if callers is None else callers.earliest(configured.remaining())
+        return binding, configured
 
     def _start(
-        self, request: Request, binding: Deadline, own: Deadline, tighter: bool, permit: Permit
+        self,
+        request: Request,
+        binding: Deadline,
+        configured: Deadline,
+        callers_binds: bool,
+        permit: Permit,
     ) -> _Call:
         cfg = self.config
         retry = RetryState(
@@ -331,15 +337,16 @@ class RetryManager:
             cfg.retry_statuses,
             cfg.min_attempt,
         )
-        return _Call(request, binding, own, tighter, self._clock(), permit, retry)
+        return _Call(request, binding, configured, callers_binds, self._clock(), permit, retry)
 
     def _run(self, call: _Call) -> UpstreamResponse:
         """The retry loop of one call."""
         while True:
-            if call.deadline.remaining() < self.config.min_attempt:
-                self._give_up(
-                    call, _NOTHING_TRIED, policy.give_up(NO_TIME, needed=self.config.min_attempt)
-                )
+            needed = self.config.min_attempt
+            if call.deadline.remaining() < needed:
+                callers = policy.callers_time(needed, self._configured_left(call))
+                decision = policy.give_up(NO_TIME, needed=needed, callers_deadline=callers)
+                self._give_up(call, _NOTHING_TRIED, decision)
             if not call.history:
                 self.budget.record_request()
             tried = self._attempt(call)
@@ -363,14 +370,20 @@ class RetryManager:
             time_left=call.deadline.remaining(),
             backoff=self._backoff,
             elsewhere=self.hosts.several and self.hosts.untried(call.tried),
+            configured_left=self._configured_left(call),
+            cut_short=tried.cut_short,
         )
         if decision.kind is not Kind.RETRY:
             return decision
         if self.breaker.state is State.OPEN:
-            return decision.give_up(OPENED_MEANWHILE)
+            return decision.give_up(OPENED_MEANWHILE, cut_short=tried.cut_short)
         if not self.budget.try_acquire():
-            return decision.give_up(BUDGET_SPENT)
+            return decision.give_up(BUDGET_SPENT, cut_short=tried.cut_short)
         return decision
+
+    def _configured_left(self, call: _Call) -> float | None:
+        """The configured deadline's time left, when the caller's binds (else None)."""
+        return call.configured.remaining() if call.callers_binds else None
 
     def _wait_to_retry(self, call: _Call, tried: _Tried, decision: Decision, facts: Facts) -> None:
         self._emit(
@@ -385,7 +398,8 @@ class RetryManager:
         self._pause(call, decision.wait)
         if self.breaker.state is State.OPEN:  # do not send it, and give its token back
             self.budget.refund()
-            self._give_up(call, tried, decision.give_up(OPENED_MEANWHILE), facts)
+            refused = decision.give_up(OPENED_MEANWHILE, cut_short=tried.cut_short)
+            self._give_up(call, tried, refused, facts)
 
     def _answer(self, call: _Call, tried: _Tried, elapsed: float) -> UpstreamResponse:
         outcome = tried.outcome
@@ -430,10 +444,12 @@ class RetryManager:
             return self._hedged(call)
         lease = self._lease(call)
         call.tried.append(lease.host)
-        started, left, own_left = self._clock(), call.deadline.remaining(), call.own.remaining()
+        started, left = self._clock(), call.deadline.remaining()
+        configured_left = call.configured.remaining()
         number = len(call.history) + 1
         outcome = self._send(call, number, lease, call.request, self.transport.arm(left))
-        return _Tried(outcome, number, started, left, own_left, host=lease.host)
+        cut = self._cut_short(call, outcome, left, configured_left)
+        return _Tried(outcome, number, started, cut, host=lease.host)
 
     def _lease(self, call: _Call) -> Lease:
         """A place on the host for the next attempt (one not tried yet, if any)."""
@@ -453,7 +469,7 @@ class RetryManager:
     ) -> Outcome:
         """One attempt on ``lease``'s host; the host hears how it went, unless the attempt
         was ``cancelled`` (a hedge that lost) or cut short by the caller's own deadline."""
-        left, own_left = call.deadline.remaining(), call.own.remaining()
+        left, configured_left = call.deadline.remaining(), call.configured.remaining()
         heard = self._hook(number, lease, request)
         try:
             outcome = self.transport.send(request, guard, call.deadline, lease.host.url)
@@ -463,9 +479,8 @@ class RetryManager:
             raise
         heard(outcome)
         # A 504 while the caller's deadline binds is Users' "your deadline passed".
-        callers = (outcome.status == GATEWAY_TIMEOUT and call.tighter) or (
-            outcome.error in TIMEOUTS
-            and self._callers_cut(call, _Tried(outcome, 0, 0.0, left, own_left), None)
+        callers = (outcome.status == GATEWAY_TIMEOUT and call.callers_binds) or self._cut_short(
+            call, outcome, left, configured_left
         )
         self.hosts.done(lease, None if callers or cancelled() else outcome)
         return outcome
@@ -503,14 +518,13 @@ class RetryManager:
             seen = race.finished.get(loser.number)
             label = seen.label if seen is not None else HEDGE_LOST
             _add(call.history, Attempt(loser.number, label, self._clock() - loser.started))
-        own_left = max(0.0, call.own.expires_at - winner.started)  # when the winner started
+        configured_left = max(0.0, call.configured.expires_at - winner.started)  # then
         hedge = winner is not first
         return _Tried(
             outcome,
             winner.number,
             winner.started,
-            winner.left,
-            own_left,
+            self._cut_short(call, outcome, winner.left, configured_left),
             hedge,
             winner.host,
             sent=len(race.runners),
@@ -560,7 +574,7 @@ class RetryManager:
         duration, waited = self._clock() - call.started, _waited(call.history)
         self._emit(events.CallFailed(**facts, cause=cause, duration=duration, waited=waited))
         error = self._error(call, None if tried is _NOTHING_TRIED else tried.outcome, decision)
-        error.callers_deadline = self._callers_cut(call, tried, decision.needed)
+        error.callers_deadline = decision.callers_deadline
         raise error
 
     def _error(self, call: _Call, outcome: Outcome | None, decision: Decision) -> UpstreamError:
@@ -579,15 +593,16 @@ class RetryManager:
             retry_after = self.breaker.retry_after_header()
         return UpstreamUnavailable(name, cause, history=history, retry_after=retry_after)
 
-    def _callers_cut(self, call: _Call, tried: _Tried, needed: float | None) -> bool:
-        """Did the caller's own, tighter deadline end it, rather than the upstream?"""
+    def _cut_short(
+        self, call: _Call, outcome: Outcome, left: float, configured_left: float
+    ) -> bool:
+        """Did the caller's own, tighter deadline cut this attempt short (``left`` the time
+        it had, ``configured_left`` the configured deadline's, when it started)?"""
         cfg = self.config
-        return call.tighter and policy.callers_cut(
-            None if tried is _NOTHING_TRIED else tried.outcome,
-            needed=needed,
-            left=tried.left,
-            own_left=tried.own_left,
-            own_remaining=call.own.remaining(),
+        return call.callers_binds and policy.cut_short(
+            outcome,
+            left=left,
+            configured_left=configured_left,
             connect_timeout=cfg.connect_timeout,
             read_timeout=cfg.read_timeout,
         )

@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .outcome import CONNECT_ERRORS, READ_ERRORS, TIMEOUTS, Outcome
 
@@ -40,7 +40,10 @@ class Decision:
     """What to do after an attempt: one of three kinds, with what that kind needs and
     nothing else (``__post_init__`` refuses the rest). ``retry_after`` is the upstream's
     own ``Retry-After``, if it gave one; ``needed``, on a give-up for lack of time, the time
-    the next attempt would have needed (whose deadline ended the call: ``callers_cut``).
+    the next attempt would have needed. ``callers_deadline``, on a give-up: whose deadline
+    ended the call was the caller's own, tighter one (it cut the last attempt short, or it
+    lacked the time the configured one would have given), so the call says nothing of the
+    upstream's health.
     """
 
     kind: Kind
@@ -48,29 +51,33 @@ class Decision:
     wait: float = 0.0
     retry_after: float | None = None
     needed: float | None = None
+    callers_deadline: bool = False
 
     def __post_init__(self) -> None:
         if (self.kind is Kind.ANSWER) != (self.reason == ""):
             raise ValueError(f"{self.kind.value} with reason {self.reason!r}")
         if self.kind is Kind.ANSWER and (self.retry_after is not None or self.wait):
             raise ValueError("an answer waits for nothing")
-        if self.kind is not Kind.GIVE_UP and self.needed is not None:
-            raise ValueError("only a give-up for lack of time needs more time")
+        if self.kind is not Kind.GIVE_UP and (self.needed is not None or self.callers_deadline):
+            raise ValueError("only a give-up needs more time, or has a deadline that ended it")
         if self.wait < 0 or (self.kind is not Kind.RETRY and self.wait):
             raise ValueError(f"{self.kind.value} waiting {self.wait!r} s")
 
-    def give_up(self, reason: str) -> Decision:
-        """This retry refused after all (the budget, the breaker): a give-up for ``reason``."""
+    def give_up(self, reason: str, *, cut_short: bool = False) -> Decision:
+        """This retry refused after all (the budget, the breaker): a give-up for ``reason``,
+        ended by the caller's deadline if it ``cut_short`` the last attempt."""
         if self.kind is not Kind.RETRY:
             raise ValueError(f"only a retry can be refused ({self.kind.value} given)")
-        return Decision(Kind.GIVE_UP, reason, retry_after=self.retry_after)
+        return Decision(
+            Kind.GIVE_UP, reason, retry_after=self.retry_after, callers_deadline=cut_short
+        )
 
 
 ANSWER = Decision(Kind.ANSWER)
 RETRY = Decision(Kind.RETRY, "worth another attempt")
 
 
-def give_up(reason: str, **more: float | None) -> Decision:
+def give_up(reason: str, **more: float | bool | None) -> Decision:
     return Decision(Kind.GIVE_UP, reason, **more)  # type: ignore[arg-type]
 
 
@@ -172,30 +179,30 @@ def may_hedge(
     )
 
 
-def callers_cut(
-    outcome: Outcome | None,
+def cut_short(
+    outcome: Outcome,
     *,
-    needed: float | None,
     left: float,
-    own_left: float,
-    own_remaining: float,
+    configured_left: float,
     connect_timeout: float,
     read_timeout: float,
 ) -> bool:
-    """Did the caller's tighter deadline, not the upstream, end the call? It did if the
-    call stopped for time (``needed``) the configured deadline would have given, or if the
-    last attempt timed out at a limit the caller's deadline had shortened (``left`` was
-    the attempt's time, ``own_left`` the configured deadline's, when it started).
-    """
-    if needed is not None and needed <= own_remaining:
-        return True
+    """Did the caller's tighter deadline, not the upstream, cut this attempt short? It did
+    if the attempt timed out at a limit that deadline had shortened (``left`` was the
+    attempt's time, ``configured_left`` the configured deadline's, when it started)."""
     limits = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
         "deadline_exceeded": math.inf,
     }
-    limit = limits.get(outcome.error or "") if outcome is not None else None
-    return limit is not None and left < min(limit, own_left)
+    limit = limits.get(outcome.error or "")
+    return limit is not None and left < min(limit, configured_left)
+
+
+def callers_time(needed: float, configured_left: float | None) -> bool:
+    """Was it the caller's deadline that lacked the ``needed`` seconds: would the
+    configured one (``configured_left``; None when it is the one that binds) have had them?"""
+    return configured_left is not None and needed <= configured_left
 
 
 def timed_out(outcome: Outcome | None) -> bool:
@@ -236,16 +243,23 @@ class RetryState:
         time_left: float,
         backoff: Callable[[int], float],
         elsewhere: bool = False,
+        configured_left: float | None = None,
+        cut_short: bool = False,
     ) -> Decision:
         """After ``outcome``: the answer, another attempt after a wait, or the end.
         ``backoff(failures)`` is the sleep after that many failed attempts. ``elsewhere``:
         another host has not seen this call; a retry goes to it at once, whatever this
-        host's ``Retry-After`` or its 429 said (kept for our caller if all hosts fail)."""
+        host's ``Retry-After`` or its 429 said (kept for our caller if all hosts fail).
+        When the caller's deadline binds: ``configured_left``, the configured one's time
+        left, and ``cut_short``, whether the caller's cut this attempt (``cut_short()``);
+        a give-up says whose deadline ended the call."""
         judged = self.verdict(outcome, elsewhere=elsewhere)
+        if judged.kind is Kind.GIVE_UP and cut_short:
+            return replace(judged, callers_deadline=True)
         if judged.kind is not Kind.RETRY:
             return judged
         if not attempts_left(self.attempts, retries=self.retries):
-            return give_up("retries exhausted")
+            return give_up("retries exhausted", callers_deadline=cut_short)
         asked = retry_after(outcome)
         if elsewhere:
             return Decision(Kind.RETRY, outcome.label, retry_after=asked)
@@ -256,7 +270,9 @@ class RetryState:
                 if asked is None
                 else f"Retry-After {asked:g} s exceeds the {time_left:.2f} s left"
             )
-            return give_up(reason, retry_after=asked, needed=wait + self.min_attempt)
+            needed = wait + self.min_attempt
+            callers = cut_short or callers_time(needed, configured_left)
+            return give_up(reason, retry_after=asked, needed=needed, callers_deadline=callers)
         return Decision(Kind.RETRY, outcome.label, wait=wait, retry_after=asked)
 
     def verdict(self, outcome: Outcome, *, elsewhere: bool = False) -> Decision:

@@ -157,6 +157,8 @@ def test_a_far_http_date_is_capped_like_seconds():
         {"kind": policy.Kind.RETRY},
         {"kind": policy.Kind.GIVE_UP},
         {"kind": policy.Kind.RETRY, "reason": "503", "needed": 1.0},
+        {"kind": policy.Kind.RETRY, "reason": "503", "callers_deadline": True},
+        {"kind": policy.Kind.ANSWER, "callers_deadline": True},
     ],
 )
 def test_a_decision_cannot_contradict_itself(bad):
@@ -208,3 +210,27 @@ def test_a_refused_retry_keeps_the_upstreams_retry_after():
         state().sent().next(Outcome(503, {"Retry-After": "1"}), time_left=5.0, backoff=no_backoff)
     )
     assert decision.give_up("budget") == policy.give_up("budget", retry_after=1.0)
+
+
+def test_a_give_up_says_whose_deadline_ended_the_call():
+    """The caller's own deadline ended it if it cut the last attempt short, or if it
+    lacked time the configured deadline (``configured_left``) would have given."""
+    timed_out = Outcome(error="read_timeout")
+    last = state(retries=1).sent().sent()
+    assert not last.next(timed_out, time_left=5.0, backoff=no_backoff).callers_deadline
+    cut = last.next(timed_out, time_left=5.0, backoff=no_backoff, cut_short=True)
+    assert cut == policy.give_up("retries exhausted", callers_deadline=True)
+
+    lacking = state().sent()  # needs 0.1 s of backoff and 0.05 s of attempt; has 0.1 s
+    ours = lacking.next(Outcome(503), time_left=0.1, backoff=no_backoff)
+    theirs = lacking.next(Outcome(503), time_left=0.1, backoff=no_backoff, configured_left=4.0)
+    too_short = lacking.next(Outcome(503), time_left=0.1, backoff=no_backoff, configured_left=0.12)
+    assert (ours.needed, ours.callers_deadline) == (pytest.approx(0.15), False)
+    assert (theirs.callers_deadline, too_short.callers_deadline) == (True, False)
+
+
+def test_a_retry_refused_for_the_budget_keeps_whose_deadline_cut_the_attempt():
+    retry = state().sent().next(Outcome(error="read_timeout"), time_left=5.0, backoff=no_backoff)
+    assert retry.kind is policy.Kind.RETRY
+    assert retry.give_up("budget", cut_short=True).callers_deadline
+    assert not retry.give_up("budget").callers_deadline
