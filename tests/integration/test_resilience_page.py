@@ -13,6 +13,7 @@ from django.test import Client
 
 from dashboard import faults
 from resilient_http.live import RECORDER
+from resilient_http.registry import upstream
 from users.models import Outage
 
 pytestmark = pytest.mark.django_db
@@ -165,6 +166,30 @@ def test_state_shows_a_real_call_through_orders(staff, users_upstream, orders_cl
     assert [a["outcome"] for a in row["attempts"]] == ["502", "200"]
     assert row["attempts"][0]["wait"] is not None
     assert row["deadline"] == pytest.approx(3.0, abs=0.1)
+
+
+def test_the_pages_budget_is_the_budgets_own_when_the_breaker_opens_in_a_backoff(
+    staff, users_upstream, orders_client, monkeypatch
+):
+    """The breaker opens while a call waits to retry: the retry is not sent and its token
+    goes back. The page reads the budget itself, so it shows no retry (rebuilt from events,
+    it once showed one beside a budget that held none)."""
+    call_command("simulate_outage", "fail-next", "1")  # Users' one 502, then it would serve
+    manager = upstream("users")
+
+    def others_fail_meanwhile(seconds: float) -> None:
+        for _ in range(manager.breaker.consecutive_failures):
+            manager.breaker.record(success=False)
+
+    monkeypatch.setattr(manager, "_sleep", others_fail_meanwhile)
+    assert orders_client.get("/orders/?user_id=1").status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    users = staff.get(STATE).json()["upstreams"][0]
+    assert users["breaker"]["state"] == "open"
+    assert (users["budget"]["recent_requests"], users["budget"]["recent_retries"]) == (1, 0)
+    assert users["budget"]["available"] == round(manager.budget.available(), 2)
+    [row] = users["calls"]
+    assert [a["outcome"] for a in row["attempts"]] == ["502"]
+    assert row["cause"] == "the circuit opened meanwhile (other calls failed)"
 
 
 def test_state_shows_the_fault_its_time_left_and_hits(staff):
