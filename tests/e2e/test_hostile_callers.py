@@ -30,6 +30,7 @@ from bench.hostile import SLOWLORIS, Hostile
 from bench.stack import Service, Stack, free_port
 from project.front import CONN_PER_CLIENT, front_command, nginx_binary
 from tests.conftest import eventually
+from tests.integration.hostile_server import HostileUsers, content_length_not_ascii
 
 pytestmark = pytest.mark.e2e
 
@@ -239,6 +240,25 @@ def test_a_non_ascii_digit_deadline_is_not_a_500(serve, service, method, path):
         timeout=PROBE_TIMEOUT,
     )
     assert response.status_code in (HTTPStatus.OK, HTTPStatus.CREATED, HTTPStatus.BAD_REQUEST)
+
+
+def test_users_answering_a_non_ascii_content_length_is_a_502(tmp_path, sqlite_template):
+    """Users answering ``Content-Length: ²`` (``isdigit()`` says yes, ``int()`` no): Orders,
+    as ``make serve`` runs it, answers 502 ``users_bad_response``, never a 500. A raw-socket
+    Users, since a real one never writes that header."""
+    hostile = HostileUsers()
+    hostile.mode = content_length_not_ascii
+    orders_env = {"USERS_SERVICE_URL": hostile.url}
+    stack = Stack(tmp_path, orders_env, "gunicorn", sqlite_template, front=FRONT, shared=False)
+    try:
+        response = requests.get(f"{stack.orders_url}/orders/?user_id=1", timeout=PROBE_TIMEOUT)
+    finally:
+        stack.stop()
+        hostile.close()
+    assert response.status_code == HTTPStatus.BAD_GATEWAY
+    assert problem_code(response.headers["Content-Type"], response.content) == (
+        "users_bad_response"
+    )
 
 
 def test_a_query_string_of_1900_fields_is_a_problem(serve):
