@@ -23,8 +23,7 @@ from orders.selectors import order_list_for_user
 from orders.services import order_create
 from project.openapi import REQUEST_HEADERS, RETRY_AFTER, problems
 from project.parsers import AsciiIntegerField
-from resilient_http import DEADLINE_HEADER, Deadline
-from resilient_http.policy import IDEMPOTENCY_HEADER
+from resilient_http import DEADLINE_HEADER, IDEMPOTENCY_HEADER, Deadline
 
 #: Ids are 32-bit here; anything larger is a client bug, not a user to look up.
 MAX_USER_ID = 2**31 - 1

@@ -32,6 +32,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .loop import RetryManager, UpstreamResponse
+from .policy import IDEMPOTENCY_HEADER
 from .testing import is_testing, set_testing
 from .transport import DEADLINE_HEADER
 
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEADLINE_HEADER",
+    "IDEMPOTENCY_HEADER",
     "CircuitOpen",
     "Deadline",
     "RetryManager",

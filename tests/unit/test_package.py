@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +15,16 @@ from resilient_http.budget import RetryBudget
 from resilient_http.config import UpstreamConfig, default
 
 PACKAGE = Path(resilient_http.__file__).parent
+ROOT = PACKAGE.parent
+PUBLIC = "resilient_http"
+DOTTED = re.compile(r"resilient_http(\.\w+)+")
 
 
 def test_the_public_api_is_small_and_every_name_in_it_resolves():
     assert sorted(resilient_http.__all__) == sorted(
         [
             "DEADLINE_HEADER",
+            "IDEMPOTENCY_HEADER",
             "CircuitOpen",
             "Deadline",
             "RetryManager",
@@ -69,3 +75,37 @@ def test_the_breaker_and_the_budget_alone_take_the_configurations_defaults():
 def test_it_ships_its_type_hints_and_a_version():
     assert (PACKAGE / "py.typed").is_file()
     assert resilient_http.__version__.count(".") == 2
+
+
+def demo_uses() -> set[str]:
+    """Every ``resilient_http`` name the demo imports, or names in a dotted string
+    (settings, URLconfs, logging config)."""
+    used: set[str] = set()
+    for app in ("orders", "users", "project", "dashboard"):
+        for path in (ROOT / app).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PUBLIC):
+                    used.update(f"{node.module}.{alias.name}" for alias in node.names)
+                elif isinstance(node, ast.Import):
+                    used.update(a.name for a in node.names if a.name.startswith(PUBLIC))
+                elif isinstance(node, ast.Constant) and DOTTED.fullmatch(str(node.value)):
+                    used.add(str(node.value))
+    return used
+
+
+def test_the_demo_uses_only_the_documented_api():
+    """The demo uses the library as an installed package is used: only what
+    docs/reference/python.md documents (the top level: ``__all__``)."""
+    documented = (ROOT / "docs" / "reference" / "python.md").read_text()
+    used = demo_uses()
+    assert "resilient_http.problems.exception_handler" in used  # the scan sees strings
+    assert "resilient_http.Deadline" in used  # and imports
+    undocumented = sorted(
+        name
+        for name in used
+        if not (
+            name.removeprefix("resilient_http.") in resilient_http.__all__
+            or re.search(rf"`{re.escape(name)}[`(]", documented)
+        )
+    )
+    assert undocumented == []
