@@ -259,6 +259,11 @@ class QuietRefusals:
             return event.describe()
         return f"{event.describe()} ({count} more refused in the {now - last:.0f} s before)"
 
+    def clear(self) -> None:
+        """Forget every count (``set_testing``: one test's refusals are not the next's)."""
+        with self._lock:
+            self._since.clear()
+
     def flush(self, upstream: str) -> list[str]:
         """Lines for the refusals not yet told of, when ``upstream``'s breaker moves on."""
         with self._lock:

@@ -12,9 +12,14 @@ _testing = False
 
 
 def set_testing(testing: bool = True) -> None:
-    """Turn testing mode on (or off) for every upstream in this process."""
+    """Turn testing mode on (or off) for every upstream in this process. Either way, the
+    default log listener forgets the refusals it was summing (``events.REFUSALS``): a
+    test's first refusal logs its line, whatever an earlier test refused."""
     global _testing
     _testing = testing
+    from .events import REFUSALS  # (not at the top: the loop imports this module early)
+
+    REFUSALS.clear()
 
 
 def is_testing() -> bool:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from resilient_http import CircuitOpen, UpstreamUnavailable
+from resilient_http import CircuitOpen, UpstreamUnavailable, set_testing
 from resilient_http import events as ev
 from resilient_http.events import describe, log_event
 from tests.conftest import URL
@@ -135,3 +135,18 @@ def test_an_outage_logs_a_line_per_window_not_per_refusal(caplog, monkeypatch, c
         "users breaker_rejected: 2 more refused",
         ev.make(ev.BREAKER_CLOSED, "users", cause="probe succeeded").describe(),
     ]
+
+
+def test_the_testing_switch_forgets_the_refusals_an_earlier_test_made(caplog, monkeypatch, clock):
+    """A user's test that asserts a refusal's line must not depend on the tests before it."""
+    monkeypatch.setattr(ev, "REFUSALS", ev.QuietRefusals(window=10, clock=clock))
+    refused = ev.make(ev.BREAKER_REJECTED, "users", method="GET", path="/users/1")
+    ev.logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="resilient_http"):
+            log_event(refused)  # an earlier test's
+            set_testing(False)
+            log_event(refused)  # this test's: its own line, at once
+    finally:
+        ev.logger.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records] == [refused.describe()] * 2
