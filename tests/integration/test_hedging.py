@@ -47,6 +47,8 @@ class HoldingServer:
         self.connections = 0
         self.closed_while_held: list[int] = []
         self.lines: list[str] = []  # each request line, in arrival order
+        self.heads: list[dict[str, str]] = []  # each request's header fields (lower-case names)
+        self.bodies: list[bytes] = []  # and its body (by Content-Length)
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -76,10 +78,18 @@ class HoldingServer:
                     return
                 buffer += chunk
             head, buffer = buffer.split(b"\r\n\r\n", 1)
+            line, *lines = head.decode("latin-1").split("\r\n")
+            fields = {k.strip().lower(): v.strip() for k, v in (f.split(":", 1) for f in lines)}
+            length = int(fields.get("content-length", "0"))
+            while len(buffer) < length and (chunk := sock.recv(65536)):
+                buffer += chunk
+            body, buffer = buffer[:length], buffer[length:]
             with self._lock:
                 self.requests += 1
                 number = self.requests
-                self.lines.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
+                self.lines.append(line)
+                self.heads.append(fields)
+                self.bodies.append(body)
             if self.hold_all or number in self.hold:
                 self._hold(sock, number)
                 return
@@ -267,3 +277,26 @@ def test_a_hedge_is_the_same_request_and_says_so(make, recorded):
     assert hedge.describe().startswith(
         "users GET /users/1 attempt 2/5: hedge sent, no answer after"
     )
+
+
+def test_a_hedged_post_carries_the_same_body_and_headers(make, recorded):
+    """A keyed POST's hedge is the same request: its body, its Idempotency-Key and the
+    caller's headers (without them the upstream would create a second order)."""
+    server = HoldingServer(hold={1})
+    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]  # two hosts, one server
+    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts))
+    response = manager.request(
+        "POST",
+        "/orders/",
+        json_body={"user": 1, "product": "Pen"},
+        headers={"Idempotency-Key": "k-1", "X-Request-ID": "r-1"},
+    )
+    assert response.status == 200
+    assert server.bodies == [b'{"user": 1, "product": "Pen"}'] * 2
+    assert [h["idempotency-key"] for h in server.heads] == ["k-1", "k-1"]
+    assert [h["x-request-id"] for h in server.heads] == ["r-1", "r-1"]
+    (hedge,) = [e for e in recorded if isinstance(e, events.HedgeSent)]
+    assert hedge.host in hosts  # the host it went to, named
+    lost = response.history[0]
+    assert (lost.number, lost.outcome) == (1, "hedge_lost")
+    assert 0.05 <= lost.elapsed < 2.0  # held from its start until the hedge won
