@@ -586,9 +586,7 @@ class RetryManager:
             return UpstreamTimeout(name, cause, history=history)
         if outcome is not None and not outcome.upstream_failed and outcome.status != 429:
             return UpstreamBadResponse(name, cause, history=history)  # an unusable answer
-        retry_after = decision.retry_after
-        if retry_after is None and outcome is not None:
-            retry_after = policy.retry_after(outcome)
+        retry_after = None if outcome is None else policy.retry_after(outcome)
         if retry_after is None and self.breaker.state is State.OPEN:
             retry_after = self.breaker.retry_after_header()
         return UpstreamUnavailable(name, cause, history=history, retry_after=retry_after)

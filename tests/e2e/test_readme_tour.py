@@ -145,7 +145,19 @@ def clone_work_tree(to: Path) -> Path:
             (to / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, to / name)  # times kept: make sees an installed .venv
     (to / ".venv").symlink_to(ROOT / ".venv")
+    _not_newer_than_the_venv(to)
     return to
+
+
+def _not_newer_than_the_venv(tree: Path) -> None:
+    """The copy's install inputs no newer than the shared ``.venv``'s stamp: else ``make``
+    in the copy (a checkout newer than its venv, a worktree) reinstalls ``-e .`` into the
+    shared venv from this temporary tree, which is gone after the test, and every later
+    ``import resilient_http`` fails."""
+    stamp = (ROOT / ".venv" / ".installed").stat().st_mtime
+    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+        if (tree / name).stat().st_mtime > stamp:
+            os.utime(tree / name, (stamp - 1, stamp - 1))
 
 
 class Terminal:

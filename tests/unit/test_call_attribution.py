@@ -13,7 +13,13 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from resilient_http import CircuitOpen, Deadline, UpstreamTimeout, UpstreamUnavailable
+from resilient_http import (
+    CircuitOpen,
+    Deadline,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from resilient_http.transport import Request
 from tests.conftest import BASE_URL, URL, USER
 
@@ -158,3 +164,43 @@ def test_an_attempt_whose_time_went_before_it_started_sends_nothing(mocked, make
     outcome = transport.send(request, transport.arm(0.0), Deadline.after(0, clock), BASE_URL)
     assert outcome.error == "deadline_exceeded"
     assert len(mocked.calls) == 0
+
+
+def test_a_bad_answer_is_not_the_upstreams_failure(mocked, make_manager):
+    """An unusable answer (over the body cap: a 502 to our caller) came from a server that
+    answered: the breaker hears a success, or one bad payload would open it."""
+    mocked.add("GET", URL, body=b"x" * 2048)
+    manager = make_manager(max_body_bytes=1024, breaker_consecutive_failures=1)
+    with pytest.raises(UpstreamBadResponse) as caught:
+        manager.get("/users/1")
+    assert (caught.value.upstream, caught.value.reason) == (
+        "users",
+        "unusable response: body_too_large",
+    )
+    assert caught.value.history
+    assert manager.breaker.state.value == "closed"
+
+
+def test_the_retry_after_our_caller_hears_is_the_upstreams_else_the_breakers(
+    mocked, make_manager, clock
+):
+    """Retries exhausted on 503s, the last asking for 7 s: our caller is told 7 s. A call
+    whose breaker opened meanwhile, Users having asked nothing: the time until the probe."""
+    for _ in range(2):
+        mocked.add("GET", URL, status=503, headers={"Retry-After": "1"}, json={})
+    mocked.add("GET", URL, status=503, headers={"Retry-After": "7"}, json={})
+    manager = make_manager(retries=2, deadline=30, breaker_consecutive_failures=2)
+    with pytest.raises(UpstreamUnavailable) as asked:
+        manager.get("/users/1")
+    assert (asked.value.upstream, asked.value.retry_after) == ("users", 7.0)
+
+    def others_fail_meanwhile(seconds: float) -> None:
+        clock.sleep(seconds)
+        for _ in range(2):
+            manager.breaker.record(success=False)
+
+    manager._sleep = others_fail_meanwhile
+    mocked.add("GET", URL, status=502, json={})  # no Retry-After
+    with pytest.raises(UpstreamUnavailable, match="opened meanwhile") as opened:
+        manager.get("/users/1")
+    assert opened.value.retry_after == manager.breaker.retry_after_header() > 0

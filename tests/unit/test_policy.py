@@ -234,3 +234,27 @@ def test_a_retry_refused_for_the_budget_keeps_whose_deadline_cut_the_attempt():
     assert retry.kind is policy.Kind.RETRY
     assert retry.give_up("budget", cut_short=True).callers_deadline
     assert not retry.give_up("budget").callers_deadline
+
+
+@pytest.mark.parametrize(
+    ("error", "left", "cut"),
+    [
+        ("deadline_exceeded", 0.5, True),  # the watchdog, at the caller's 0.5 s
+        ("read_timeout", 0.5, True),  # the 2 s read timeout, shortened to 0.5 s
+        ("read_timeout", 2.0, False),  # the caller left it the whole read timeout
+        ("connect_timeout", 1.0, False),  # and the whole connect timeout
+        ("connect_timeout", 0.9, True),
+        ("connect_refused", 0.5, False),  # not a timeout: no deadline cut it
+        (None, 0.5, False),
+    ],
+)
+def test_an_attempt_is_cut_short_by_a_timeout_the_callers_deadline_shortened(error, left, cut):
+    outcome = Outcome(error=error) if error else Outcome(503)
+    limits = {"connect_timeout": 1.0, "read_timeout": 2.0}
+    assert policy.cut_short(outcome, left=left, configured_left=5.0, **limits) is cut
+
+
+def test_the_callers_deadline_lacked_the_time_only_if_the_configured_one_had_it():
+    assert policy.callers_time(1.0, configured_left=1.0)  # exactly enough: theirs lacked it
+    assert not policy.callers_time(1.0, configured_left=0.99)
+    assert not policy.callers_time(1.0, configured_left=None)  # the configured one binds
