@@ -176,3 +176,35 @@ def test_closing_forgets_the_windows_failures(make_breaker, clock):
         breaker.record(success=True)
     fail(breaker, 1)  # 1 of 4: closed (with the old 4 failures kept: 5 of 8, open)
     assert breaker.state is State.CLOSED
+
+
+def test_an_open_or_half_open_breaker_counts_nothing(make_breaker, clock):
+    """``counts()`` is the closed state's window; opening drops it (zeros), so the page and
+    a test never read an outage's failures as the next window's."""
+    breaker = make_breaker(consecutive_failures=100, min_calls=4, failure_ratio=0.5)
+    fail(breaker, 4)
+    assert (breaker.state, breaker.counts()) == (State.OPEN, (0, 0, 0))
+    clock.advance(5)
+    assert breaker.allow()  # the probe goes out
+    assert (breaker.state, breaker.counts()) == (State.HALF_OPEN, (0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("slow_at", "cause"),
+    [
+        (None, "3 consecutive failures"),
+        (0, "3 consecutive slow or failed calls"),  # a slow success began the streak
+        (2, "3 consecutive slow or failed calls"),  # or ended it
+    ],
+)
+def test_the_cause_says_whether_slow_calls_were_in_the_streak(
+    make_breaker, clock, transitions, slow_at, cause
+):
+    breaker = make_breaker(consecutive_failures=3, slow_call=1.0)
+    fail(breaker, 1)
+    breaker.record(success=True)  # a quick success: the streak before it is forgotten
+    for n in range(3):
+        permit = breaker.allow()
+        clock.advance(1.5 if n == slow_at else 0.01)
+        breaker.record(permit, success=n == slow_at)  # slow calls succeed; the rest fail
+    assert transitions == [(State.OPEN, cause)]

@@ -125,9 +125,11 @@ def test_when_every_host_is_full_the_call_is_refused_as_overloaded(fleet, make_m
     manager = several(make_manager, host_max_concurrency=1)
     leases = [manager.hosts.pick() for _ in range(3)]
     assert all(leases)
-    with pytest.raises(UpstreamOverloaded, match="every host in rotation"):
+    with pytest.raises(UpstreamOverloaded, match="every host in rotation") as refused:
         manager.get("/users/1")
     assert fleet.seen == []
+    assert (refused.value.upstream, refused.value.retry_after) == ("users", 1.0)
+    assert manager.breaker.state.value == "closed"  # refused before it went out: no failure
 
 
 def test_one_url_behaves_as_before(make_manager, events):
