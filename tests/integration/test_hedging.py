@@ -300,3 +300,26 @@ def test_a_hedged_post_carries_the_same_body_and_headers(make, recorded):
     lost = response.history[0]
     assert (lost.number, lost.outcome) == (1, "hedge_lost")
     assert 0.05 <= lost.elapsed < 2.0  # held from its start until the hedge won
+
+
+def test_a_hedged_calls_failed_attempt_still_counts_for_its_host(make):
+    """An attempt of a race that failed on its own (not cancelled by the race's end) tells
+    its host, so outlier detection sees a bad replica behind hedged calls too."""
+    server = HoldingServer(answers={1: (0.0, 503)})
+    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
+    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts))
+    response = manager.get("/users/1")
+    assert [a.outcome for a in response.history] == ["503", "200"]
+    seen = {h["label"]: h["recent"] for h in manager.hosts.snapshot()}
+    assert sorted(seen.values()) == [["200"], ["503"]]
+
+
+def test_a_hedge_that_lost_counts_against_no_host(make):
+    """The attempt the race cancelled says nothing of its host's health: no failure."""
+    server = HoldingServer(hold={1})
+    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
+    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts))
+    assert manager.get("/users/1").status == 200
+    assert eventually(lambda: server.closed_while_held == [1])
+    assert [h.consecutive for h in manager.hosts.hosts] == [0, 0]
+    assert sorted(h["recent"] for h in manager.hosts.snapshot()) == [[], ["200"]]
