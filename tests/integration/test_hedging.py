@@ -323,3 +323,17 @@ def test_a_hedge_that_lost_counts_against_no_host(make):
     assert eventually(lambda: server.closed_while_held == [1])
     assert [h.consecutive for h in manager.hosts.hosts] == [0, 0]
     assert sorted(h["recent"] for h in manager.hosts.snapshot()) == [[], ["200"]]
+
+
+def test_after_a_hedged_call_has_tried_every_host_the_retry_backs_off(make):
+    """Each attempt of a race is a host tried: once both hosts failed, the third attempt
+    waits its backoff instead of going "elsewhere" at once (there is no elsewhere left)."""
+    server = HoldingServer(answers={1: (0.0, 503), 2: (0.0, 503)})
+    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
+    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts), backoff_factor=0.01)
+    response = manager.get("/users/1")
+    assert [a.outcome for a in response.history] == ["503", "503", "200"]
+    first, second, _ = (a.wait for a in response.history)
+    assert first == 0.0  # another host had not seen the call: at once
+    assert second is not None
+    assert second > 0  # both had: the backoff
