@@ -118,6 +118,15 @@ class HoldingServer:
         self._listener.close()
 
 
+def two_hosts(server: HoldingServer) -> list[str]:
+    """Two host labels for the one server: a fleet of two, as the balancer sees it."""
+    return [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
+
+
+def base_url(hosts: list[str]) -> str:
+    return ",".join(f"http://{h}" for h in hosts)
+
+
 @pytest.fixture
 def recorded() -> list[events.Event]:
     return []
@@ -283,8 +292,8 @@ def test_a_hedged_post_carries_the_same_body_and_headers(make, recorded):
     """A keyed POST's hedge is the same request: its body, its Idempotency-Key and the
     caller's headers (without them the upstream would create a second order)."""
     server = HoldingServer(hold={1})
-    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]  # two hosts, one server
-    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts))
+    hosts = two_hosts(server)
+    manager = make(server, base_url=base_url(hosts))
     response = manager.request(
         "POST",
         "/orders/",
@@ -306,8 +315,7 @@ def test_a_hedged_calls_failed_attempt_still_counts_for_its_host(make):
     """An attempt of a race that failed on its own (not cancelled by the race's end) tells
     its host, so outlier detection sees a bad replica behind hedged calls too."""
     server = HoldingServer(answers={1: (0.0, 503)})
-    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
-    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts))
+    manager = make(server, base_url=base_url(two_hosts(server)))
     response = manager.get("/users/1")
     assert [a.outcome for a in response.history] == ["503", "200"]
     seen = {h["label"]: h["recent"] for h in manager.hosts.snapshot()}
@@ -317,8 +325,7 @@ def test_a_hedged_calls_failed_attempt_still_counts_for_its_host(make):
 def test_a_hedge_that_lost_counts_against_no_host(make):
     """The attempt the race cancelled says nothing of its host's health: no failure."""
     server = HoldingServer(hold={1})
-    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
-    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts))
+    manager = make(server, base_url=base_url(two_hosts(server)))
     assert manager.get("/users/1").status == 200
     assert eventually(lambda: server.closed_while_held == [1])
     assert [h.consecutive for h in manager.hosts.hosts] == [0, 0]
@@ -329,8 +336,7 @@ def test_after_a_hedged_call_has_tried_every_host_the_retry_backs_off(make):
     """Each attempt of a race is a host tried: once both hosts failed, the third attempt
     waits its backoff instead of going "elsewhere" at once (there is no elsewhere left)."""
     server = HoldingServer(answers={1: (0.0, 503), 2: (0.0, 503)})
-    hosts = [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
-    manager = make(server, base_url=",".join(f"http://{h}" for h in hosts), backoff_factor=0.01)
+    manager = make(server, base_url=base_url(two_hosts(server)), backoff_factor=0.01)
     response = manager.get("/users/1")
     assert [a.outcome for a in response.history] == ["503", "503", "200"]
     first, second, _ = (a.wait for a in response.history)
