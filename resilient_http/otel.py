@@ -14,7 +14,7 @@ Three pieces, wired by ``resilient_http.registry`` when ``opentelemetry-api`` is
   ``Retry-After`` honoured, breaker transitions, budget and bulkhead refusals), and the
   metrics, fed by the same events as the Prometheus ones: ``http.client.request.duration``
   per attempt, and per call the retries and the time spent in backoff (as gRPC's A96
-  counts them for its calls).
+  counts them for its calls that retried).
 
 What is exported, and where, is the application's SDK configuration (``OTEL_*``
 variables); with no SDK, the API's no-op spans cost little.
@@ -52,13 +52,13 @@ REQUEST_DURATION = METER.create_histogram(
 CALL_RETRIES = METER.create_histogram(
     "resilient_http.client.call.retries",
     unit="{retry}",
-    description="Attempts after the first (hedges included) per call that went out.",
-    explicit_bucket_boundaries_advisory=(0, 1, 2, 3, 4, 5),
+    description="Attempts after the first (hedges included) per call that retried.",
+    explicit_bucket_boundaries_advisory=(1, 2, 3, 4, 5),
 )
 CALL_RETRY_DELAY = METER.create_histogram(
     "resilient_http.client.call.retry_delay",
     unit="s",
-    description="Time a call spent in backoff between its attempts.",
+    description="Time a call that retried spent in backoff between its attempts.",
     explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
 )
 REFUSED = METER.create_counter(
@@ -205,8 +205,11 @@ def _record_attempt(event: ev.CallEvent) -> None:
         if status is None or status >= 400:
             attributes["error.type"] = event.outcome
         REQUEST_DURATION.record(event.elapsed, attributes)
-    if isinstance(event, ev.CallSucceeded | ev.CallFailed) and event.attempt is not None:
-        CALL_RETRIES.record(event.attempt - 1, upstream)
+    # A call that did not retry reports neither (A96: "If there were no retries, 0 is not
+    # reported"): a healthy call records one histogram, not three (about 12 µs with the SDK).
+    retries = (event.attempt or 1) - 1
+    if isinstance(event, ev.CallSucceeded | ev.CallFailed) and retries:
+        CALL_RETRIES.record(retries, upstream)
         CALL_RETRY_DELAY.record(event.waited, upstream)
 
 

@@ -161,6 +161,22 @@ def test_metrics_follow_the_conventions_names(
     )  # the one backoff (testing: its ceiling)
 
 
+def test_a_call_that_did_not_retry_reports_no_retries(users_upstream, orders_client, metric_reader):
+    """A96: "If there were no retries, 0 is not reported" (nor a zero delay): a healthy
+    call records its attempt's duration only."""
+    metric_reader.get_metrics_data()  # what earlier tests recorded, out of the way
+    assert orders_client.get("/orders/", {"user_id": 1}).status_code == 200
+    points = _points(
+        metric_reader,
+        "http.client.request.duration",
+        "resilient_http.client.call.retries",
+        "resilient_http.client.call.retry_delay",
+    )
+    assert [p.count for p in points["http.client.request.duration"]] == [1]
+    assert points["resilient_http.client.call.retries"] == []
+    assert points["resilient_http.client.call.retry_delay"] == []
+
+
 def test_the_trace_id_is_in_the_log_line_and_on_the_live_page(
     users_upstream, orders_client, spans, resilient_testing
 ):
