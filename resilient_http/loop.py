@@ -257,25 +257,23 @@ class RetryManager:
             # "@other-host/x" or "//other-host/x" glued to the base URL would go elsewhere.
             raise ValueError(f"path must start with a single '/': {path!r}")
         method = method.upper()
-        binding, configured = self.deadlines(deadline)
-        # Admission first, the request after: an open breaker refuses at once (an outage
-        # may bring a hundred thousand refusals a second).
-        call = partial(self._call, method, path, binding, configured, binding is deadline)
+        # Admission first, the deadlines and the request after: an open breaker refuses at
+        # once (an outage may bring a hundred thousand refusals a second).
         if not self._scopes:
-            return call(params, headers, json_body)
-        info = CallInfo(self.config.name, method, path, binding.remaining())
+            return self._call(method, path, deadline, params, headers, json_body)
+        seconds = self.config.deadline
+        left = seconds if deadline is None else min(seconds, deadline.remaining())
+        info = CallInfo(self.config.name, method, path, left)
         with contextlib.ExitStack() as scopes:
             for scope in self._scopes:
                 scopes.enter_context(scope(info))
-            return call(params, headers, json_body)
+            return self._call(method, path, deadline, params, headers, json_body)
 
     def _call(
         self,
         method: str,
         path: str,
-        binding: Deadline,
-        configured: Deadline,
-        callers_binds: bool,
+        deadline: Deadline | None,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         json_body: Any,
@@ -284,11 +282,12 @@ class RetryManager:
         # The breaker sees what the caller sees: one outcome per call, after the retries.
         healthy: bool | None = None  # a bug (not an UpstreamError) says nothing
         try:
+            binding, configured = self.deadlines(deadline)
             sent = CaseInsensitiveDict(self._headers() if self._headers else None)
             if headers:
                 sent.update(headers)
             request = Request(method, path, params, sent, json_body)
-            call = self._start(request, binding, configured, callers_binds, permit)
+            call = self._start(request, binding, configured, binding is deadline, permit)
             response = self._run(call)
             healthy = True
             return response
