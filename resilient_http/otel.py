@@ -10,11 +10,11 @@ Three pieces, wired by ``resilient_http.registry`` when ``opentelemetry-api`` is
   included, with the HTTP client semantic-convention attributes and
   ``http.request.resend_count``; the W3C ``traceparent`` (and ``baggage``) of that span goes
   out on that attempt, so the upstream continues the trace under it.
-- ``record_event``, a listener: span events on the call's span (each backoff wait, a
-  ``Retry-After`` honoured, breaker transitions, budget and bulkhead refusals), and the
-  metrics, fed by the same events as the Prometheus ones: ``http.client.request.duration``
-  per attempt, and per call the retries and the time spent in backoff (as gRPC's A96
-  counts them for its calls that retried).
+- ``record_event``, a listener: span events on the call's span (``record_span_event``:
+  each backoff wait, a ``Retry-After`` honoured, breaker transitions, budget and bulkhead
+  refusals), and the metrics (``record_metrics``), fed by the same events as the
+  Prometheus ones: ``http.client.request.duration`` per attempt, and per call that retried
+  its retries and the time spent in backoff (as gRPC's A96 counts them).
 
 What is exported, and where, is the application's SDK configuration (``OTEL_*``
 variables); with no SDK, the API's no-op spans cost little.
@@ -181,13 +181,32 @@ def sdk_installed() -> bool:
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
+def metrics_installed() -> bool:
+    """Has the application set a metrics SDK up? If not (``make serve``'s default: nothing
+    reads them), ``resilient_http.registry`` wires ``record_span_event`` alone."""
+    from opentelemetry.metrics._internal import _ProxyMeterProvider  # the API's stand-in
+
+    provider = metrics.get_meter_provider()
+    return not isinstance(provider, _ProxyMeterProvider | metrics.NoOpMeterProvider)
+
+
 def record_event(event: Event) -> None:
-    """The listener: span events on the call's span (current in the thread that emits
-    them), and the metrics."""
+    """The listener: span events on the call's span, and the metrics."""
+    record_span_event(event)
+    record_metrics(event)
+
+
+def record_span_event(event: Event) -> None:
+    """The event as a span event on the call's span (current in the thread that emits
+    it), if it is one worth telling and that span records."""
     if event.name in SPAN_EVENTS:
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(event.name, _attributes(event))
+
+
+def record_metrics(event: Event) -> None:
+    """The metrics the event feeds, as the Prometheus ones are fed."""
     match event:
         case ev.CallSucceeded() | ev.RetryScheduled() | ev.CallFailed():
             _record_attempt(event)

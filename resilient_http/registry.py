@@ -43,7 +43,7 @@ def traced() -> bool:
 
 def listeners(tracing: bool) -> tuple[Listener, ...]:
     """The log line, the live state and, if their libraries are there, Prometheus metrics
-    and (``tracing``) OpenTelemetry span events and metrics."""
+    and (``tracing``) OpenTelemetry span events and, with a metrics SDK, its metrics."""
     found: tuple[Listener, ...] = (log_event, RECORDER)
     if installed("prometheus_client"):
         from .metrics import record_event
@@ -52,7 +52,7 @@ def listeners(tracing: bool) -> tuple[Listener, ...]:
     if tracing:
         from . import otel
 
-        found += (otel.record_event,)
+        found += (otel.record_event if otel.metrics_installed() else otel.record_span_event,)
     return found
 
 

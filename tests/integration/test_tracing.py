@@ -225,3 +225,20 @@ def test_an_unsampled_trace_makes_no_span_and_goes_on_unsampled_to_users(
     assert spans.get_finished_spans() == ()
     (row,) = RECORDER.snapshot("users")["calls"][:1]
     assert row["trace_id"] == TRACE
+
+
+def test_the_metrics_are_wired_only_where_a_metrics_sdk_reads_them(monkeypatch):
+    """``make serve``'s default sets a tracer provider but no meter provider: its calls
+    carry span events, and record into no instrument nobody reads."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    from resilient_http import registry
+
+    assert otel.metrics_installed()  # the tests' in-memory reader
+    assert otel.record_event in registry.listeners(True)
+    monkeypatch.setattr(metrics, "get_meter_provider", _ProxyMeterProvider)
+    assert not otel.metrics_installed()
+    wired = registry.listeners(True)
+    assert otel.record_span_event in wired
+    assert otel.record_event not in wired
