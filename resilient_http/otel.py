@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -84,14 +84,19 @@ SPAN_EVENTS = frozenset(
 )
 
 
-@contextmanager
-def call_scope(info: CallInfo) -> Iterator[Span]:
+def call_scope(info: CallInfo) -> AbstractContextManager[object]:
     """The logical call's span, current while the call runs; none within a trace that is
     not sampled (``_dropped``): the attempts carry on the caller's context as it is."""
     name = f"{info.upstream} {info.method}"
-    if _dropped(name):
-        yield trace.get_current_span()
-        return
+    return _NOTHING if _dropped(name) else _call_span(name, info)
+
+
+#: The scope of a call no span records (``nullcontext`` may be entered again and again).
+_NOTHING = nullcontext()
+
+
+@contextmanager
+def _call_span(name: str, info: CallInfo) -> Iterator[Span]:
     attributes = {
         "resilient_http.upstream": info.upstream,
         "http.request.method": info.method,
