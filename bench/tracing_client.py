@@ -12,15 +12,21 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from resilient_http import RetryManager, UpstreamConfig
 
 
 def configure(variant: str) -> None:
     """``bare`` (no tracing wired: what the registry does with no SDK) and ``off`` (wired
-    anyway, no SDK: the API's no-op spans);
+    anyway, no SDK: the API's no-op spans); ``default``: the SDK as project/telemetry.py
+    sets it up with no ``OTEL_*`` variable (``make serve``: no exporter, no trace recorded,
+    no meter provider);
     ``console`` / ``otlp``: the SDK exporting what it samples (``OTEL_TRACES_SAMPLER``: every
-    trace by default), as project/telemetry.py sets it up."""
+    trace by default), as project/telemetry.py sets it up (``console``: no metrics, as
+    ``OTEL_METRICS_EXPORTER=none``); ``sdk_floor``: ``otlp``'s SDK, and a bare call inside
+    the two spans the issue asks for, made plainly (no attributes, no events, no metrics,
+    no propagation): what the SDK alone costs, the floor under any instrumentation."""
     if variant in ("bare", "off"):
         return
     from opentelemetry import metrics, trace
@@ -29,9 +35,15 @@ def configure(variant: str) -> None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
-    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
-    readers = []
+    resource = Resource.create({"service.name": "bench"})
+    if variant == "default":
+        trace.set_tracer_provider(
+            TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+        )
+        return
+    provider = TracerProvider(resource=resource)
     if variant == "console":
         exporter = ConsoleSpanExporter(out=open(os.devnull, "w"))  # noqa: SIM115
     else:
@@ -39,33 +51,51 @@ def configure(variant: str) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=readers))
+
+
+def call(variant: str, manager: RetryManager) -> Callable[[], object]:
+    """One healthy call, as ``variant`` makes it."""
+    if variant != "sdk_floor":
+        return lambda: manager.get("/users/1")
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("bench")
+
+    def floor() -> object:
+        with tracer.start_as_current_span("users GET"):
+            tracer.start_span("GET").end()
+            return manager.get("/users/1")
+
+    return floor
 
 
 def main() -> None:
     variant, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     configure(variant)
     config = UpstreamConfig(name="bench", base_url=url)
-    if variant == "bare":  # as resilient_http.registry wires it with no SDK installed
+    if variant in ("bare", "sdk_floor"):  # as resilient_http.registry wires it with no SDK
         manager = RetryManager(config, listeners=())
-    else:
+    else:  # as resilient_http.registry wires it: the metrics only where a meter provider is
         from resilient_http import otel
 
+        listener = otel.record_event if otel.metrics_installed() else otel.record_span_event
         manager = RetryManager(
             config,
-            listeners=[otel.record_event],
+            listeners=[listener],
             scopes=[otel.call_scope],
             on_attempt=otel.attempt_hook,
         )
+    once = call(variant, manager)
     for _ in range(200):
-        manager.get("/users/1")
+        once()
     times = []
     for _ in range(n):
         started = time.perf_counter()
-        manager.get("/users/1")
+        once()
         times.append(time.perf_counter() - started)
     manager.close()
     print(json.dumps(times))
