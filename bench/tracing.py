@@ -13,7 +13,8 @@ rounds interleaving the variants (a busy moment on the machine falls on all of t
    (``make serve``'s servers), the same tree started with only its ``OTEL_*`` variables
    differing: ``off`` (``OTEL_SDK_DISABLED=true``), ``default`` (none: ``make serve``'s),
    ``console``, ``otlp``, and ``otlp`` with one trace in ten sampled
-   (``parentbased_traceidratio``, 0.1). Django's server spans are in it; timed sequentially on a kept-alive connection, and by closed-loop callers.
+   (``parentbased_traceidratio``, 0.1). Django's server spans are in it; timed
+   sequentially on a kept-alive connection, and by closed-loop callers.
 
     python -m bench.tracing           # ~5 min (make bench-tracing)
     python -m bench.tracing --smoke   # seconds: the machinery works
