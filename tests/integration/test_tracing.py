@@ -137,18 +137,21 @@ def test_a_refused_call_outside_django_has_no_span_but_is_counted(spans, metric_
     assert [(p.attributes["reason"], p.value) for p in refused] == [(ev.BREAKER_REJECTED, 1)]
 
 
+#: What a call records: each attempt's duration, and (A96) the retries of a call that retried.
+CALL_METRICS = (
+    "http.client.request.duration",
+    "resilient_http.client.call.retries",
+    "resilient_http.client.call.retry_delay",
+)
+
+
 def test_metrics_follow_the_conventions_names(
     users_upstream, orders_client, metric_reader, resilient_testing
 ):
     metric_reader.get_metrics_data()  # what earlier tests recorded, out of the way
     outage("fail-next", "1", "--status", "503")
     assert orders_client.get("/orders/", {"user_id": 1}).status_code == 200
-    points = _points(
-        metric_reader,
-        "http.client.request.duration",
-        "resilient_http.client.call.retries",
-        "resilient_http.client.call.retry_delay",
-    )
+    points = _points(metric_reader, *CALL_METRICS)
     durations = points["http.client.request.duration"]
     assert sorted(p.attributes["http.response.status_code"] for p in durations) == [200, 503]
     assert all(p.count == 1 for p in durations)
@@ -166,12 +169,7 @@ def test_a_call_that_did_not_retry_reports_no_retries(users_upstream, orders_cli
     call records its attempt's duration only."""
     metric_reader.get_metrics_data()  # what earlier tests recorded, out of the way
     assert orders_client.get("/orders/", {"user_id": 1}).status_code == 200
-    points = _points(
-        metric_reader,
-        "http.client.request.duration",
-        "resilient_http.client.call.retries",
-        "resilient_http.client.call.retry_delay",
-    )
+    points = _points(metric_reader, *CALL_METRICS)
     assert [p.count for p in points["http.client.request.duration"]] == [1]
     assert points["resilient_http.client.call.retries"] == []
     assert points["resilient_http.client.call.retry_delay"] == []
