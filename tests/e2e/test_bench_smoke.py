@@ -152,7 +152,7 @@ def test_tracing_bench_measures_every_variant_and_renders():
     results = tracing.run(tracing.SMOKE, smoke=True)
     assert set(results["client"]) == set(tracing.CLIENT_VARIANTS)
     assert all(row["calls"] == tracing.SMOKE.client_calls for row in results["client"].values())
-    assert set(results["rows"]) == {"off", "console", "otlp", "otlp_sampled"}
+    assert set(results["rows"]) == {"off", "default", "console", "otlp", "otlp_sampled"}
     assert all(row["throughput_rps"] > 0 for row in results["rows"].values())
     assert results["spans_received"] > 0  # the OTLP variants did export
     assert "| one trace in ten, OTLP/HTTP |" in "\n".join(tracing.section(results))
@@ -192,4 +192,5 @@ def test_overhead_bench_measures_every_section_with_the_peers_installed(tmp_path
     assert f["growth"]["calls"] == overhead.SMOKE.growth_calls - overhead.SMOKE.growth_warmup
     page = "\n".join(report.overhead(out, tmp_path / "none.png"))
     assert "## What a healthy call costs" in page
-    assert "| refusals/s, open breaker, project-django |" in page
+    assert "| refusals/s, open breaker, project |" in page  # a target: the default listener
+    assert "| `project-django` |" in page  # the refusals table: every manager
