@@ -82,10 +82,9 @@ def main() -> None:
     else:  # as resilient_http.registry wires it: the metrics only where a meter provider is
         from resilient_http import otel
 
-        listener = otel.record_event if otel.metrics_installed() else otel.record_span_event
         manager = RetryManager(
             config,
-            listeners=[listener],
+            listeners=[otel.listener()],
             scopes=[otel.call_scope],
             on_attempt=otel.attempt_hook,
         )

@@ -188,11 +188,17 @@ def sdk_installed() -> bool:
 
 def metrics_installed() -> bool:
     """Has the application set a metrics SDK up? If not (``make serve``'s default: nothing
-    reads them), ``resilient_http.registry`` wires ``record_span_event`` alone."""
+    reads them), ``listener`` is ``record_span_event`` alone."""
     from opentelemetry.metrics._internal import _ProxyMeterProvider  # the API's stand-in
 
     provider = metrics.get_meter_provider()
     return not isinstance(provider, _ProxyMeterProvider | metrics.NoOpMeterProvider)
+
+
+def listener() -> Callable[[Event], None]:
+    """The listener worth wiring here: ``record_event``, or ``record_span_event`` alone
+    where no metrics SDK would read the metrics."""
+    return record_event if metrics_installed() else record_span_event
 
 
 def record_event(event: Event) -> None:

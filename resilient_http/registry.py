@@ -52,7 +52,7 @@ def listeners(tracing: bool) -> tuple[Listener, ...]:
     if tracing:
         from . import otel
 
-        found += (otel.record_event if otel.metrics_installed() else otel.record_span_event,)
+        found += (otel.listener(),)
     return found
 
 
